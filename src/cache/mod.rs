@@ -1,0 +1,155 @@
+//! The on-disk cache: per-stage fingerprints and artifacts inside `<out>/cache/`.
+//!
+//! Freshness model (after cargo's fingerprints and DVC's lock file):
+//! - a stage's fingerprint is a stable hash of [`FingerprintInputs`]: stage name, the stage's
+//!   version constant, the tool version, only the config section that stage reads, its upstream
+//!   stages' fingerprints, and stage-specific detail (for ingest: every unit's path, label and
+//!   content hash). No absolute path ever enters it, so moving the dataset or the output folder
+//!   keeps the cache valid.
+//! - `<stage>/fingerprint` holds the short hash for the quick comparison; `<stage>/inputs.json`
+//!   holds the inputs themselves, used only to explain *why* a stage is stale.
+//! - To save, the old fingerprint is removed first, the artifacts are written atomically, then
+//!   the sidecar, then the fingerprint last. A run killed at any moment leaves either a
+//!   complete entry or one without a fingerprint, which the next run recomputes.
+//! - A fresh fingerprint is trusted only if every artifact file still has the size recorded
+//!   with it; a missing, short or undecodable artifact means "recompute, with a warning",
+//!   never an error and never a wrong report.
+
+pub mod fingerprint;
+pub mod statcache;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use fingerprint::{Explain, FingerprintInputs, Freshness, Sidecar};
+
+use crate::fsutil;
+
+/// The cache folder of one output folder.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    pub fn new(out: &Path) -> Cache {
+        Cache {
+            root: out.join("cache"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn stage_dir(&self, stage: &str) -> PathBuf {
+        self.root.join(stage)
+    }
+
+    fn fingerprint_path(&self, stage: &str) -> PathBuf {
+        self.stage_dir(stage).join("fingerprint")
+    }
+
+    fn sidecar_path(&self, stage: &str) -> PathBuf {
+        self.stage_dir(stage).join("inputs.json")
+    }
+
+    /// Decides whether `stage` can be reused, and if not, says why in plain words.
+    pub fn freshness(&self, inputs: &FingerprintInputs, out_dir: &Path) -> Freshness {
+        let stage = inputs.stage.as_str();
+        let wanted = inputs.fingerprint();
+        let stored = std::fs::read_to_string(self.fingerprint_path(stage)).ok();
+        let sidecar: Option<Sidecar> = std::fs::read(self.sidecar_path(stage))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        match (stored, sidecar) {
+            (Some(stored), Some(sidecar)) if stored.trim() == wanted => {
+                if sidecar.fingerprint != wanted {
+                    return Freshness::Stale("its cache entry is inconsistent".into());
+                }
+                for output in &sidecar.outputs {
+                    let path = self.resolve_output(stage, &output.path, out_dir);
+                    match fsutil::file_len(&path) {
+                        None => {
+                            return Freshness::Stale(format!("{} is missing", output.path));
+                        }
+                        Some(len) if len != output.bytes => {
+                            return Freshness::Stale(format!(
+                                "{} is damaged ({} bytes, expected {})",
+                                output.path, len, output.bytes
+                            ));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Freshness::Fresh
+            }
+            (_, Some(sidecar)) => Freshness::Stale(sidecar.inputs.explain_change(inputs)),
+            (Some(_), None) => {
+                Freshness::Stale("its cache entry has no record of its inputs".into())
+            }
+            (None, None) => Freshness::Stale("no cached result".into()),
+        }
+    }
+
+    /// Output paths in a sidecar are relative to the stage folder, or to the output folder when
+    /// they start with `out:` (the report files). Keeps absolute paths out of the cache.
+    fn resolve_output(&self, stage: &str, rel: &str, out_dir: &Path) -> PathBuf {
+        match rel.strip_prefix("out:") {
+            Some(name) => out_dir.join(name),
+            None => self.stage_dir(stage).join(rel),
+        }
+    }
+
+    /// Forgets a stage's fingerprint before it reruns, so a run killed half-way through it
+    /// can never leave new artifacts under an old fingerprint or the reverse.
+    pub fn invalidate(&self, stage: &str) -> Result<()> {
+        fsutil::remove_file_if_exists(&self.fingerprint_path(stage))
+    }
+
+    /// Writes a serialisable artifact atomically into the stage folder; returns its size.
+    pub fn write_artifact<T: Serialize>(&self, stage: &str, name: &str, value: &T) -> Result<u64> {
+        let bytes = postcard::to_stdvec(value)
+            .with_context(|| format!("could not serialise the {stage} artifact {name}"))?;
+        self.write_bytes(stage, name, &bytes)
+    }
+
+    /// Writes raw bytes atomically into the stage folder; returns their size.
+    pub fn write_bytes(&self, stage: &str, name: &str, bytes: &[u8]) -> Result<u64> {
+        fsutil::write_atomic(&self.stage_dir(stage).join(name), bytes)?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// Reads an artifact written by [`Cache::write_artifact`].
+    pub fn read_artifact<T: DeserializeOwned>(&self, stage: &str, name: &str) -> Result<T> {
+        let path = self.stage_dir(stage).join(name);
+        let bytes = fsutil::read(&path)?;
+        postcard::from_bytes(&bytes)
+            .with_context(|| format!("cache file {} is damaged", path.display()))
+    }
+
+    pub fn read_bytes(&self, stage: &str, name: &str) -> Result<Vec<u8>> {
+        fsutil::read(&self.stage_dir(stage).join(name))
+    }
+
+    /// Records a stage as done: sidecar first, fingerprint last.
+    pub fn commit(&self, inputs: &FingerprintInputs, outputs: Vec<(String, u64)>) -> Result<()> {
+        let fingerprint = inputs.fingerprint();
+        let sidecar = Sidecar {
+            fingerprint: fingerprint.clone(),
+            inputs: inputs.clone(),
+            outputs: outputs
+                .into_iter()
+                .map(|(path, bytes)| fingerprint::OutputFile { path, bytes })
+                .collect(),
+        };
+        let json = serde_json::to_vec_pretty(&sidecar).context("could not serialise a sidecar")?;
+        fsutil::write_atomic(&self.sidecar_path(&inputs.stage), &json)?;
+        fsutil::write_atomic(
+            &self.fingerprint_path(&inputs.stage),
+            fingerprint.as_bytes(),
+        )
+    }
+}

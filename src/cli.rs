@@ -1,0 +1,108 @@
+//! The command line: clap derive, raw flags and their validation only. No I/O happens here;
+//! [`crate::config::Settings::resolve`] turns these flags into the run's settings.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+/// Become one with your image dataset: one command, one self-contained HTML report.
+///
+/// aldente reads an image-classification dataset (a folder per class, optionally inside
+/// train/val/test folders, or CIFAR-10/100 binary batches) and writes report.html,
+/// report.json and summary.md into the output folder. Reruns reuse every stage whose
+/// inputs did not change.
+#[derive(Debug, Parser)]
+#[command(name = "aldente", version, about, long_about)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Output folder: the report, and the cache that makes reruns fast.
+    #[arg(
+        long,
+        short,
+        global = true,
+        value_name = "DIR",
+        default_value = "output"
+    )]
+    pub out: PathBuf,
+
+    /// Worker threads for decoding and analysis [default: number of cores].
+    #[arg(long, short, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: Option<u16>,
+
+    /// Print nothing but errors: no progress bars, no per-stage lines.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// Rerun a stage and everything after it even if its cache is fresh. Without a value,
+    /// rerun every stage and decode every image again (ignores the per-file cache).
+    /// Give the stage with `=`: `--force=dedup`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "STAGE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "all",
+        value_parser = ["all", "ingest", "sample", "statistics", "dedup", "embed", "render"]
+    )]
+    pub force: Option<String>,
+
+    /// Settings file (TOML). Default: aldente.toml in the current folder, if there is one.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyse a dataset and write the report into the output folder.
+    Report(ReportArgs),
+    /// Generate a small synthetic dataset with planted problems (inside the output folder)
+    /// and report on it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ReportArgs {
+    /// The dataset folder: <class>/<image>, <split>/<class>/<image>, or CIFAR binary batches.
+    #[arg(value_name = "DATASET")]
+    pub dataset: PathBuf,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct DemoArgs {
+    /// Seed of the synthetic dataset; the same seed gives the same files.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+/// Parses the process arguments.
+pub fn parse() -> Result<Args, clap::Error> {
+    Args::try_parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn force_without_value_means_all() {
+        let args = Args::try_parse_from(["aldente", "report", "d", "--force"]).unwrap();
+        assert_eq!(args.force.as_deref(), Some("all"));
+        let args = Args::try_parse_from(["aldente", "report", "d", "--force=dedup"]).unwrap();
+        assert_eq!(args.force.as_deref(), Some("dedup"));
+        assert!(Args::try_parse_from(["aldente", "report", "d", "--force=nope"]).is_err());
+    }
+
+    #[test]
+    fn zero_jobs_is_rejected() {
+        assert!(Args::try_parse_from(["aldente", "demo", "--jobs", "0"]).is_err());
+    }
+}

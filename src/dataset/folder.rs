@@ -1,0 +1,309 @@
+//! Folder-per-class datasets: `root/<class>/<image>` and `root/<split>/<class>/<image>`.
+//!
+//! A split level is recognised when a top-level folder has a split name (train, val, valid,
+//! validation, dev, test, ...; case-insensitive). Files below a class folder, at any depth,
+//! carry that class's label (torchvision's ImageFolder does the same).
+//!
+//! Discovery never reads file contents: whether a file is an image is decided by ingest from
+//! its bytes, so a JPEG named `.png` or without an extension is still analysed. What is
+//! listed here as skipped is what can be told from names alone: hidden files, OS litter,
+//! files outside any class folder, walk errors (unreadable folders, symlink loops).
+
+use std::path::{Component, Path};
+
+use anyhow::{Context, Result, bail};
+use walkdir::WalkDir;
+
+use super::{
+    DatasetKind, Discovery, FileNote, FileRole, SPLIT_NAMES, SourceFile, rel_string, stat_identity,
+};
+
+/// Names of files that operating systems and tools leave behind.
+const OS_LITTER: &[&str] = &["thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"];
+/// Folders that hold only OS metadata.
+const OS_LITTER_DIRS: &[&str] = &["__macosx", "$recycle.bin", "system volume information"];
+
+pub fn discover(root: &Path) -> Result<Discovery> {
+    discover_with(root, true, None)
+}
+
+/// Lists a folder dataset. `follow_symlinks` follows links to files and folders; loops are
+/// detected by walkdir and listed as skipped. `exclude` is aldente's own output folder when it
+/// lies inside the dataset: it is never searched, so the cache never becomes "data".
+pub fn discover_with(
+    root: &Path,
+    follow_symlinks: bool,
+    exclude: Option<&Path>,
+) -> Result<Discovery> {
+    let meta = std::fs::metadata(root)
+        .with_context(|| format!("cannot open the dataset folder {}", root.display()))?;
+    if !meta.is_dir() {
+        bail!(
+            "{} is not a folder: give the dataset's root folder (it holds one folder per class, \
+             or train/test folders that do)",
+            root.display()
+        );
+    }
+    let has_splits = top_level_dirs(root)?
+        .iter()
+        .any(|name| SPLIT_NAMES.contains(&name.to_lowercase().as_str()));
+
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    let walker = WalkDir::new(root)
+        .follow_links(follow_symlinks)
+        .sort_by_file_name()
+        .min_depth(1);
+    let mut it = walker.into_iter();
+    while let Some(entry) = it.next() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => {
+                let path = err
+                    .path()
+                    .and_then(|p| p.strip_prefix(root).ok())
+                    .map(rel_string)
+                    .unwrap_or_else(|| "(unknown path)".to_string());
+                let reason = if err.loop_ancestor().is_some() {
+                    "symbolic link loop: the link points back to a folder that contains it"
+                        .to_string()
+                } else {
+                    format!("could not be listed: {}", io_reason(&err))
+                };
+                skipped.push(FileNote { path, reason });
+                continue;
+            }
+        };
+        let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        let rel_path = rel_string(rel);
+        let name = entry.file_name().to_string_lossy().to_string();
+        let lower = name.to_lowercase();
+        if entry.file_type().is_dir() {
+            if exclude.is_some_and(|ex| same_dir(entry.path(), ex)) {
+                skipped.push(FileNote {
+                    path: rel_path,
+                    reason: "aldente's output folder (not searched)".into(),
+                });
+                it.skip_current_dir();
+            } else if name.starts_with('.') {
+                skipped.push(FileNote {
+                    path: rel_path,
+                    reason: "hidden folder (not searched)".into(),
+                });
+                it.skip_current_dir();
+            } else if OS_LITTER_DIRS.contains(&lower.as_str()) {
+                skipped.push(FileNote {
+                    path: rel_path,
+                    reason: "operating-system metadata folder (not searched)".into(),
+                });
+                it.skip_current_dir();
+            }
+            continue;
+        }
+        if !entry.file_type().is_file() {
+            skipped.push(FileNote {
+                path: rel_path,
+                reason: "not a regular file (device, socket, pipe or broken link)".into(),
+            });
+            continue;
+        }
+        if name.starts_with('.') {
+            let reason = if lower == ".ds_store" {
+                "operating-system litter (.DS_Store)"
+            } else {
+                "hidden file"
+            };
+            skipped.push(FileNote {
+                path: rel_path,
+                reason: reason.into(),
+            });
+            continue;
+        }
+        if OS_LITTER.contains(&lower.as_str()) {
+            skipped.push(FileNote {
+                path: rel_path,
+                reason: format!("operating-system litter ({name})"),
+            });
+            continue;
+        }
+        let role = match role_of(rel, has_splits) {
+            Ok(role) => role,
+            Err(reason) => {
+                skipped.push(FileNote {
+                    path: rel_path,
+                    reason,
+                });
+                continue;
+            }
+        };
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(err) => {
+                skipped.push(FileNote {
+                    path: rel_path,
+                    reason: format!("could not be read: {}", io_reason(&err)),
+                });
+                continue;
+            }
+        };
+        let (size, mtime_ns, ino) = stat_identity(&meta);
+        files.push(SourceFile {
+            rel_path,
+            abs_path: entry.path().to_path_buf(),
+            size,
+            mtime_ns,
+            ino,
+            role,
+        });
+    }
+    Ok(Discovery {
+        kind: DatasetKind::Folder { has_splits },
+        files,
+        skipped,
+        class_names: None,
+    })
+}
+
+/// The split and label a file gets from the folders it sits in, or why it gets none.
+fn role_of(rel: &Path, has_splits: bool) -> Result<FileRole, String> {
+    let parts: Vec<String> = rel
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    if has_splits {
+        match parts.len() {
+            0 | 1 => Err("not inside a split and class folder (e.g. train/<class>/)".into()),
+            2 => Err(format!(
+                "not inside a class folder: files in `{}` must sit in `{}/<class>/`",
+                parts[0], parts[0]
+            )),
+            _ => {
+                if !SPLIT_NAMES.contains(&parts[0].to_lowercase().as_str()) {
+                    return Err(format!(
+                        "folder `{}` is not a split folder (expected train, val, test, ...)",
+                        parts[0]
+                    ));
+                }
+                Ok(FileRole::Image {
+                    split: Some(parts[0].clone()),
+                    label: parts[1].clone(),
+                })
+            }
+        }
+    } else {
+        match parts.len() {
+            0 | 1 => Err("not inside a class folder (files must sit in <class>/)".into()),
+            _ => Ok(FileRole::Image {
+                split: None,
+                label: parts[0].clone(),
+            }),
+        }
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn top_level_dirs(root: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(root)
+        .with_context(|| format!("cannot list the dataset folder {}", root.display()))?
+    {
+        let Ok(entry) = entry else { continue };
+        if entry.path().is_dir() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// The io error behind a walkdir error, in words.
+fn io_reason(err: &walkdir::Error) -> String {
+    match err.io_error() {
+        Some(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            "permission denied (check the file's permissions)".into()
+        }
+        Some(io) => io.to_string(),
+        None => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn touch(root: &Path, rel: &str) {
+        let path = root.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, b"x").unwrap();
+    }
+
+    #[test]
+    fn split_layout_gives_split_and_label() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(dir.path(), "train/cat/a.jpg");
+        touch(dir.path(), "Test/dog/b.png");
+        touch(dir.path(), "train/README.txt");
+        touch(dir.path(), "train/cat/.DS_Store");
+        let found = discover(dir.path()).unwrap();
+        assert_eq!(found.kind, DatasetKind::Folder { has_splits: true });
+        let roles: Vec<_> = found
+            .files
+            .iter()
+            .map(|f| (f.rel_path.as_str(), f.role.clone()))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                (
+                    "Test/dog/b.png",
+                    FileRole::Image {
+                        split: Some("Test".into()),
+                        label: "dog".into()
+                    }
+                ),
+                (
+                    "train/cat/a.jpg",
+                    FileRole::Image {
+                        split: Some("train".into()),
+                        label: "cat".into()
+                    }
+                ),
+            ]
+        );
+        let skipped: Vec<_> = found.skipped.iter().map(|n| n.path.as_str()).collect();
+        assert_eq!(skipped, vec!["train/README.txt", "train/cat/.DS_Store"]);
+    }
+
+    #[test]
+    fn flat_layout_labels_nested_files_by_class_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(dir.path(), "cat/sub/a.jpg");
+        touch(dir.path(), "loose.jpg");
+        let found = discover(dir.path()).unwrap();
+        assert_eq!(found.kind, DatasetKind::Folder { has_splits: false });
+        assert_eq!(found.files.len(), 1);
+        assert_eq!(
+            found.files[0].role,
+            FileRole::Image {
+                split: None,
+                label: "cat".into()
+            }
+        );
+        assert_eq!(found.skipped[0].path, "loose.jpg");
+    }
+
+    #[test]
+    fn missing_root_is_an_error_naming_it() {
+        let err = discover(Path::new("/nonexistent/aldente-data")).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/aldente-data"));
+    }
+}

@@ -1,0 +1,180 @@
+//! Where images come from: discovering a dataset on disk and cutting its files into units.
+//!
+//! Discovery only lists and stats files; it never decodes. Two layouts are understood:
+//! folder-per-class (`root/<class>/...` or `root/<split>/<class>/...`, see [`folder`]) and the
+//! CIFAR-10/100 binary batches (see [`cifar`]). A *source file* is one file on disk; a *unit* is
+//! one image inside it (a folder dataset has one unit per file, a CIFAR batch has 10,000).
+//!
+//! Invariants:
+//! - every file found under the root ends up either in `files` or in `skipped`, never both,
+//!   never neither;
+//! - relative paths use `/` separators and are relative to the dataset root, so nothing that
+//!   depends on where the dataset lives leaks into a fingerprint.
+
+pub mod cifar;
+pub mod folder;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+/// Split folder names recognised in a folder-per-class dataset, lower-cased.
+pub const SPLIT_NAMES: &[&str] = &[
+    "train",
+    "training",
+    "val",
+    "valid",
+    "validation",
+    "dev",
+    "test",
+    "testing",
+];
+
+/// Which layout the dataset has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DatasetKind {
+    /// `root/<class>/<image>` or `root/<split>/<class>/<image>`.
+    Folder { has_splits: bool },
+    /// CIFAR-10 binary batches (`data_batch_N.bin`, `test_batch.bin`).
+    Cifar10,
+    /// CIFAR-100 binary batches (`train.bin`, `test.bin`), labelled with the fine label.
+    Cifar100,
+}
+
+impl DatasetKind {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            DatasetKind::Folder { has_splits: true } => "folder per class, with split folders",
+            DatasetKind::Folder { has_splits: false } => "folder per class",
+            DatasetKind::Cifar10 => "CIFAR-10 binary batches",
+            DatasetKind::Cifar100 => "CIFAR-100 binary batches",
+        }
+    }
+}
+
+/// What a source file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileRole {
+    /// One image file; its label and split come from the folders it sits in.
+    Image {
+        split: Option<String>,
+        label: String,
+    },
+    /// A CIFAR binary batch; labels come from the record bytes.
+    CifarBatch { split: String },
+}
+
+/// One file on disk that holds images, with the identity used by the stat cache.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Relative to the dataset root, `/` separators, lossy for names that are not UTF-8.
+    pub rel_path: String,
+    /// Where to read it from. Never stored in the cache.
+    pub abs_path: PathBuf,
+    pub size: u64,
+    /// Modification time in nanoseconds since the epoch (0 where unknown).
+    pub mtime_ns: i128,
+    /// Inode number (0 where the platform has none).
+    pub ino: u64,
+    pub role: FileRole,
+}
+
+/// A file that was found but is not analysed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileNote {
+    pub path: String,
+    pub reason: String,
+}
+
+/// The result of looking at a dataset folder, before anything is read.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub kind: DatasetKind,
+    pub files: Vec<SourceFile>,
+    pub skipped: Vec<FileNote>,
+    /// Class names in label-index order, for layouts whose labels are numbers (CIFAR).
+    /// `None` for folder datasets, whose class names are the folder names.
+    pub class_names: Option<Vec<String>>,
+}
+
+/// How a unit's bytes are to be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitEncoding {
+    /// An encoded image file (JPEG, PNG, ...), or something claiming to be one.
+    File,
+    /// 3,072 bytes of planar 32x32 RGB from a CIFAR batch.
+    CifarRecord,
+}
+
+/// One image inside a source file: its name, label and bytes.
+#[derive(Debug, Clone)]
+pub struct Unit<'a> {
+    pub rel_path: String,
+    pub split: Option<String>,
+    pub label: String,
+    pub bytes: &'a [u8],
+    pub encoding: UnitEncoding,
+}
+
+/// Looks at `root` and lists what is in it. CIFAR batches win over folders when present.
+/// `exclude` is aldente's output folder, never searched when it sits inside the dataset.
+pub fn discover(root: &Path, follow_symlinks: bool, exclude: Option<&Path>) -> Result<Discovery> {
+    if let Some(found) = cifar::discover(root)? {
+        return Ok(found);
+    }
+    folder::discover_with(root, follow_symlinks, exclude)
+}
+
+/// Cuts a source file's bytes into units. A file whose bytes cannot be cut (a truncated CIFAR
+/// batch, say) yields the units it can and a reason for the rest.
+pub fn units_of<'a>(
+    file: &SourceFile,
+    bytes: &'a [u8],
+    discovery: &Discovery,
+) -> (Vec<Unit<'a>>, Option<String>) {
+    match &file.role {
+        FileRole::Image { split, label } => (
+            vec![Unit {
+                rel_path: file.rel_path.clone(),
+                split: split.clone(),
+                label: label.clone(),
+                bytes,
+                encoding: UnitEncoding::File,
+            }],
+            None,
+        ),
+        FileRole::CifarBatch { split } => cifar::units(
+            file,
+            split,
+            bytes,
+            &discovery.kind,
+            discovery.class_names.as_deref(),
+        ),
+    }
+}
+
+/// Turns a path relative to the root into the `/`-separated string used everywhere.
+/// Names that are not valid UTF-8 are shown lossily (U+FFFD) but stay visible.
+pub fn rel_string(rel: &Path) -> String {
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.join("/")
+}
+
+/// Size, mtime (ns) and inode of a file, for the stat cache.
+pub fn stat_identity(meta: &std::fs::Metadata) -> (u64, i128, u64) {
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let ino = 0;
+    (meta.len(), mtime_ns, ino)
+}

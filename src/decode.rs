@@ -1,0 +1,322 @@
+//! Bytes to pixels: decode one image, apply its EXIF orientation, and measure the per-image
+//! facts every later stage relies on (size, colour type, pixel hash, channel sums at full
+//! resolution, a small RGB thumbnail).
+//!
+//! Must never panic and never allocate without bound: the pixel count is checked against
+//! `max_pixels` from the header before any pixel is decoded, and the `image` crate's
+//! allocation limit stays on. Every failure comes back as a sentence a user can act on.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageReader, RgbImage};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::dataset::UnitEncoding;
+
+/// What decoding one unit gave.
+#[derive(Debug)]
+pub enum Outcome {
+    Image(Box<Decoded>),
+    /// Claims to be an image (by extension or magic bytes) but cannot be analysed.
+    Unreadable(String),
+    /// Not an image at all (a README, a CSV): listed as skipped.
+    NotImage(String),
+}
+
+/// The facts measured on one decoded image.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    pub color: String,
+    pub pixel_hash: u128,
+    /// Per-channel sums of the 8-bit RGB values over all pixels, at full resolution.
+    pub channel_sum: [u64; 3],
+    /// Per-channel sums of squares of the 8-bit values.
+    pub channel_sumsq: [u64; 3],
+    pub thumb: RgbImage,
+}
+
+/// Limits and sizes for decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeOptions {
+    pub thumbnail_size: u32,
+    pub max_pixels: u64,
+}
+
+/// File extensions that promise an image.
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "jpe", "jfif", "png", "apng", "gif", "bmp", "dib", "tif", "tiff", "webp", "pnm",
+    "pbm", "pgm", "ppm", "pam", "tga", "dds", "ico", "hdr", "exr", "qoi", "ff", "avif",
+];
+
+pub fn has_image_extension(path: &str) -> bool {
+    path.rsplit_once('.')
+        .map(|(_, ext)| IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
+}
+
+/// Decodes one unit. `path` is only used to word the reasons.
+pub fn decode(path: &str, bytes: &[u8], encoding: UnitEncoding, options: DecodeOptions) -> Outcome {
+    match encoding {
+        UnitEncoding::CifarRecord => match crate::dataset::cifar::decode_record(bytes) {
+            Some(rgb) => Outcome::Image(Box::new(measure(
+                rgb,
+                "cifar".into(),
+                "RGB".into(),
+                options,
+            ))),
+            None => Outcome::Unreadable(format!(
+                "CIFAR record has {} bytes instead of 3,072",
+                bytes.len()
+            )),
+        },
+        UnitEncoding::File => decode_file(path, bytes, options),
+    }
+}
+
+fn decode_file(path: &str, bytes: &[u8], options: DecodeOptions) -> Outcome {
+    let claims_image = has_image_extension(path);
+    if bytes.is_empty() {
+        return if claims_image {
+            Outcome::Unreadable("empty file (0 bytes)".into())
+        } else {
+            Outcome::NotImage("empty file (0 bytes)".into())
+        };
+    }
+    let reader = match ImageReader::new(Cursor::new(bytes)).with_guessed_format() {
+        Ok(reader) => reader,
+        Err(err) => return Outcome::Unreadable(format!("could not be read: {err}")),
+    };
+    let Some(format) = reader.format() else {
+        let what = sniff(bytes);
+        return if claims_image {
+            Outcome::Unreadable(format!(
+                "not an image despite its extension: the content {what}"
+            ))
+        } else {
+            Outcome::NotImage(format!("not an image file (the content {what})"))
+        };
+    };
+    let format_name = format!("{format:?}").to_lowercase();
+    let mut decoder = match reader.into_decoder() {
+        Ok(decoder) => decoder,
+        Err(err) => return Outcome::Unreadable(describe_error(&format_name, &err)),
+    };
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > options.max_pixels {
+        return Outcome::Unreadable(format!(
+            "image is {width}x{height} ({pixels} pixels): over the decode limit of {} pixels; \
+             raise ingest.max_pixels in aldente.toml to analyse it",
+            options.max_pixels
+        ));
+    }
+    if width == 0 || height == 0 {
+        return Outcome::Unreadable(format!("image has no pixels ({width}x{height})"));
+    }
+    let color = describe_color(decoder.original_color_type());
+    let orientation = decoder.orientation().ok();
+    let mut image = match DynamicImage::from_decoder(decoder) {
+        Ok(image) => image,
+        Err(err) => return Outcome::Unreadable(describe_error(&format_name, &err)),
+    };
+    if let Some(orientation) = orientation {
+        image.apply_orientation(orientation);
+    }
+    let rgb = image.into_rgb8();
+    Outcome::Image(Box::new(measure(rgb, format_name, color, options)))
+}
+
+/// Measures the per-image facts on full-resolution RGB pixels.
+fn measure(rgb: RgbImage, format: String, color: String, options: DecodeOptions) -> Decoded {
+    let (width, height) = rgb.dimensions();
+    let mut hasher = Xxh3::new();
+    hasher.update(&width.to_le_bytes());
+    hasher.update(&height.to_le_bytes());
+    hasher.update(rgb.as_raw());
+    let pixel_hash = hasher.digest128();
+
+    let mut channel_sum = [0u64; 3];
+    let mut channel_sumsq = [0u64; 3];
+    for pixel in rgb.as_raw().chunks_exact(3) {
+        for c in 0..3 {
+            let v = u64::from(pixel[c]);
+            channel_sum[c] += v;
+            channel_sumsq[c] += v * v;
+        }
+    }
+    let thumb = thumbnail(rgb, options.thumbnail_size);
+    Decoded {
+        format,
+        width,
+        height,
+        color,
+        pixel_hash,
+        channel_sum,
+        channel_sumsq,
+        thumb,
+    }
+}
+
+/// Shrinks to fit in `max_side` keeping the aspect ratio; small images are kept as they are.
+pub fn thumbnail(rgb: RgbImage, max_side: u32) -> RgbImage {
+    let (w, h) = rgb.dimensions();
+    if w <= max_side && h <= max_side {
+        return rgb;
+    }
+    let scale = f64::from(max_side) / f64::from(w.max(h));
+    let tw = ((f64::from(w) * scale).round() as u32).clamp(1, max_side);
+    let th = ((f64::from(h) * scale).round() as u32).clamp(1, max_side);
+    image::imageops::thumbnail(&rgb, tw, th)
+}
+
+fn describe_color(color: ExtendedColorType) -> String {
+    use ExtendedColorType as C;
+    match color {
+        C::L1 | C::L2 | C::L4 | C::L8 => "grey".into(),
+        C::L16 => "grey 16-bit".into(),
+        C::La1 | C::La2 | C::La4 | C::La8 => "grey+alpha".into(),
+        C::La16 => "grey+alpha 16-bit".into(),
+        C::Rgb1 | C::Rgb2 | C::Rgb4 | C::Rgb8 | C::Bgr8 => "RGB".into(),
+        C::Rgb16 => "RGB 16-bit".into(),
+        C::Rgb32F => "RGB float".into(),
+        C::Rgba1 | C::Rgba2 | C::Rgba4 | C::Rgba8 | C::Bgra8 => "RGBA".into(),
+        C::Rgba16 => "RGBA 16-bit".into(),
+        C::Rgba32F => "RGBA float".into(),
+        C::Cmyk8 => "CMYK".into(),
+        C::Unknown(bits) => format!("palette/other ({bits} bits per pixel)"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Words a decoder error: which format, and what went wrong.
+fn describe_error(format: &str, err: &image::ImageError) -> String {
+    let text = err.to_string();
+    let lower = text.to_lowercase();
+    if lower.contains("end of") || lower.contains("eof") || lower.contains("unexpected end") {
+        format!("truncated {format}: {text} (the file was probably cut off; download it again)")
+    } else if matches!(err, image::ImageError::Limits(_)) {
+        format!(
+            "{format} needs more memory to decode than the safety limit allows: {text}; \
+             raise ingest.max_pixels in aldente.toml if the image is real"
+        )
+    } else {
+        format!("damaged {format}: {text}")
+    }
+}
+
+/// A few words on what non-image bytes look like.
+fn sniff(bytes: &[u8]) -> &'static str {
+    let head = &bytes[..bytes.len().min(512)];
+    let start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| &head[i..])
+        .unwrap_or(head);
+    let lower: Vec<u8> = start
+        .iter()
+        .take(15)
+        .map(|b| b.to_ascii_lowercase())
+        .collect();
+    if lower.starts_with(b"<!doctype html") || lower.starts_with(b"<html") {
+        "is an HTML page (a saved error page?)"
+    } else if lower.starts_with(b"<") {
+        "looks like XML or HTML"
+    } else if head
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
+        "is plain text"
+    } else {
+        "is not in any image format aldente can read"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTIONS: DecodeOptions = DecodeOptions {
+        thumbnail_size: 64,
+        max_pixels: 1_000_000,
+    };
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut bytes = Vec::new();
+        img.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn small_png_is_measured_exactly() {
+        let Outcome::Image(d) = decode("a.png", &png(4, 2), UnitEncoding::File, OPTIONS) else {
+            panic!("expected an image");
+        };
+        assert_eq!((d.width, d.height, d.format.as_str()), (4, 2, "png"));
+        // red = x: 0+1+2+3 per row, two rows
+        assert_eq!(d.channel_sum, [12, 2 * 0 + 4 * 1, 7 * 8]);
+        assert_eq!(d.thumb.dimensions(), (4, 2));
+    }
+
+    #[test]
+    fn big_image_gets_a_bounded_thumbnail() {
+        let Outcome::Image(d) = decode("a.png", &png(200, 100), UnitEncoding::File, OPTIONS) else {
+            panic!("expected an image");
+        };
+        assert_eq!(d.thumb.dimensions(), (64, 32));
+    }
+
+    #[test]
+    fn over_the_pixel_limit_is_unreadable_with_the_setting_named() {
+        let options = DecodeOptions {
+            max_pixels: 100,
+            ..OPTIONS
+        };
+        let Outcome::Unreadable(why) = decode("a.png", &png(20, 20), UnitEncoding::File, options)
+        else {
+            panic!("expected unreadable");
+        };
+        assert!(why.contains("ingest.max_pixels"), "{why}");
+    }
+
+    #[test]
+    fn truncated_and_text_files_are_told_apart() {
+        let bytes = png(32, 32);
+        let Outcome::Unreadable(why) = decode(
+            "a.png",
+            &bytes[..bytes.len() / 2],
+            UnitEncoding::File,
+            OPTIONS,
+        ) else {
+            panic!("expected unreadable");
+        };
+        assert!(why.contains("png"), "{why}");
+        let Outcome::Unreadable(why) =
+            decode("x.jpg", b"<html>404</html>", UnitEncoding::File, OPTIONS)
+        else {
+            panic!("expected unreadable");
+        };
+        assert!(why.contains("HTML"), "{why}");
+        assert!(matches!(
+            decode("notes.txt", b"hello", UnitEncoding::File, OPTIONS),
+            Outcome::NotImage(_)
+        ));
+    }
+
+    #[test]
+    fn same_pixels_same_hash_different_pixels_different_hash() {
+        let a = decode("a.png", &png(8, 8), UnitEncoding::File, OPTIONS);
+        let b = decode("b.png", &png(8, 8), UnitEncoding::File, OPTIONS);
+        let c = decode("c.png", &png(8, 9), UnitEncoding::File, OPTIONS);
+        let hash = |o: &Outcome| match o {
+            Outcome::Image(d) => d.pixel_hash,
+            _ => panic!(),
+        };
+        assert_eq!(hash(&a), hash(&b));
+        assert_ne!(hash(&a), hash(&c));
+    }
+}

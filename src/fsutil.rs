@@ -1,0 +1,77 @@
+//! All file I/O of the program goes through here, so every error names its path.
+//!
+//! `write_atomic` writes to a temporary file beside the target and renames it into place:
+//! a reader (or a run killed half-way) sees the old file or the new one, never half of one.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("could not read {}", path.display()))
+}
+
+pub fn read_to_string(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))
+}
+
+pub fn create_dir_all(path: &Path) -> Result<()> {
+    fs::create_dir_all(path).with_context(|| format!("could not create folder {}", path.display()))
+}
+
+/// Removes a file; a file that is already gone is not an error.
+pub fn remove_file_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("could not remove {}", path.display())),
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .with_context(|| format!("{} has no parent folder", path.display()))?;
+    create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("could not create a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    // No fsync: a killed process loses nothing the kernel already holds, and the rename keeps
+    // readers from ever seeing half a file. A power cut may lose the newest cache entry, which
+    // the next run detects (missing or short artifact) and recomputes.
+    tmp.persist(path)
+        .map_err(|err| err.error)
+        .with_context(|| format!("could not move the new {} into place", path.display()))?;
+    Ok(())
+}
+
+/// Size of a file in bytes, `None` if it does not exist or cannot be read.
+pub fn file_len(path: &Path) -> Option<u64> {
+    fs::metadata(path).ok().map(|m| m.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("sub/artifact.bin");
+        write_atomic(&target, b"first").unwrap();
+        write_atomic(&target, b"second").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"second");
+        let names: Vec<_> = fs::read_dir(target.parent().unwrap()).unwrap().collect();
+        assert_eq!(names.len(), 1, "a temporary file was left behind");
+    }
+
+    #[test]
+    fn read_error_names_the_path() {
+        let err = read(Path::new("/nonexistent/aldente/x.bin")).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/aldente/x.bin"));
+    }
+}

@@ -1,0 +1,26 @@
+//! The `aldente` binary: parse flags, run, print the error chain, pick the exit code.
+//!
+//! Exit codes: 0 the report was written (undecodable files are findings, not failures);
+//! 1 the run failed; 2 the command line was wrong (clap's own code).
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = match aldente::cli::parse() {
+        Ok(args) => args,
+        Err(err) => {
+            // clap prints usage errors and help itself, with its own exit code.
+            err.exit();
+        }
+    };
+    match aldente::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! summary.md: a short Markdown digest to paste into a pull-request comment.
+//! Dataset strings are put in code spans with backticks removed, so they cannot inject
+//! Markdown or HTML into the comment.
+
+use super::view::ReportView;
+
+fn code(text: &str) -> String {
+    format!("`{}`", text.replace('`', "'").replace('\n', " "))
+}
+
+pub fn build(view: &ReportView) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "## aldente report: {}\n\n",
+        code(&view.dataset_name)
+    ));
+    for fact in &view.facts {
+        out.push_str(&format!("- **{}**: {}\n", fact.label, fact.value));
+    }
+    out.push('\n');
+    if view.alerts.is_empty() {
+        out.push_str("No alerts.\n");
+    } else {
+        out.push_str("### Alerts\n\n");
+        for alert in &view.alerts {
+            let marker = if alert.level == "warn" {
+                "⚠️"
+            } else {
+                "ℹ️"
+            };
+            // Alerts quote class names in backticks; strip any backtick a name carried.
+            out.push_str(&format!("- {marker} {}\n", alert.text.replace('\n', " ")));
+        }
+    }
+    out.push_str(&format!(
+        "\n### Normalisation constants\n\n```python\ntransforms.Normalize(mean={}, std={})\n```\n",
+        view.normalisation.mean, view.normalisation.std
+    ));
+    if !view.unreadable.is_empty() {
+        out.push_str("\n### Unreadable files\n\n");
+        for note in view.unreadable.iter().take(10) {
+            out.push_str(&format!(
+                "- {}: {}\n",
+                code(&note.path),
+                note.reason.replace('\n', " ")
+            ));
+        }
+        if view.unreadable.len() > 10 {
+            out.push_str(&format!("- … and {} more\n", view.unreadable.len() - 10));
+        }
+    }
+    out.push_str(&format!(
+        "\n<sub>aldente {} — full report in report.html, findings in report.json</sub>\n",
+        view.tool_version
+    ));
+    out
+}

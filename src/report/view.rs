@@ -1,0 +1,506 @@
+//! View structs: exactly what the templates see, built once from the stage artifacts.
+//!
+//! Numbers are formatted here (thousands separators, fixed decimals) so templates stay
+//! simple. Strings from the dataset are passed as they are and escaped by Tera.
+
+use std::io::Cursor;
+
+use base64::Engine;
+use serde::Serialize;
+
+use crate::pipeline::StageReport;
+use crate::stages::dedup::{DedupArtifact, MatchKind};
+use crate::stages::embed::EmbedArtifact;
+use crate::stages::ingest::{Ingested, RejectKind};
+use crate::stages::sample::SampleArtifact;
+use crate::stages::statistics::{ChannelStats, StatisticsArtifact};
+
+/// Everything the render stage reads.
+pub struct RenderInput<'a> {
+    pub title: String,
+    pub dataset_name: String,
+    pub ingested: &'a Ingested,
+    pub sample: &'a SampleArtifact,
+    pub statistics: &'a StatisticsArtifact,
+    pub dedup: &'a DedupArtifact,
+    pub embed: &'a EmbedArtifact,
+    /// This run's stages before render, for "How it was made".
+    pub stages: &'a [StageReport],
+    pub settings_toml: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReportView {
+    pub title: String,
+    pub tool_version: String,
+    pub dataset_name: String,
+    pub layout: String,
+    pub facts: Vec<Fact>,
+    pub alerts: Vec<Alert>,
+    pub splits: Vec<String>,
+    pub class_rows: Vec<ClassRow>,
+    pub balance_svg: String,
+    pub formats: Vec<Fact>,
+    pub colors: Vec<Fact>,
+    pub sizes: Vec<Fact>,
+    pub normalisation: Normalisation,
+    pub samples: Vec<ClassSamples>,
+    pub duplicates: DuplicatesView,
+    pub embed_pending: bool,
+    pub unreadable: Vec<Note>,
+    pub skipped: Vec<Note>,
+    pub stages: Vec<StageView>,
+    pub settings_toml: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Fact {
+    pub label: String,
+    pub value: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Alert {
+    /// "warn" or "info".
+    pub level: &'static str,
+    pub text: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClassRow {
+    pub name: String,
+    pub counts: Vec<String>,
+    pub total: String,
+    pub share: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Normalisation {
+    pub mean: String,
+    pub std: String,
+    pub pixels: String,
+    pub per_split: Vec<SplitNormalisation>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SplitNormalisation {
+    pub split: String,
+    pub mean: String,
+    pub std: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Thumb {
+    pub src: String,
+    pub path: String,
+    pub label: String,
+    pub split: String,
+    pub size: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClassSamples {
+    pub name: String,
+    pub count: String,
+    pub images: Vec<Thumb>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DuplicatesView {
+    pub groups: String,
+    pub images_in_groups: String,
+    pub cross_split: String,
+    pub conflicting: String,
+    pub shown: Vec<GroupView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GroupView {
+    pub kind: String,
+    pub members: Vec<Thumb>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Note {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StageView {
+    pub name: String,
+    pub status: String,
+    pub reason: String,
+    pub seconds: String,
+}
+
+/// Groups of duplicates shown in the report (all are in report.json).
+const GROUPS_SHOWN: usize = 60;
+
+pub fn build(input: &RenderInput) -> ReportView {
+    let ingest = &input.ingested.artifact;
+    let stats = input.statistics;
+    let unreadable: Vec<Note> = ingest
+        .rejected
+        .iter()
+        .filter(|r| r.kind == RejectKind::Unreadable)
+        .map(|r| Note {
+            path: r.path.clone(),
+            reason: r.reason.clone(),
+        })
+        .collect();
+    let skipped: Vec<Note> = ingest
+        .skipped
+        .iter()
+        .map(|n| Note {
+            path: n.path.clone(),
+            reason: n.reason.clone(),
+        })
+        .chain(
+            ingest
+                .rejected
+                .iter()
+                .filter(|r| r.kind == RejectKind::NotImage)
+                .map(|r| Note {
+                    path: r.path.clone(),
+                    reason: r.reason.clone(),
+                }),
+        )
+        .collect();
+
+    let split_keys: Vec<String> = if ingest.splits.is_empty() {
+        vec![String::new()]
+    } else {
+        ingest.splits.clone()
+    };
+    let total_images = ingest.images.len();
+    let mut class_rows = Vec::new();
+    let mut balance_counts = Vec::new();
+    for class in &ingest.classes {
+        let per_split = stats.class_counts.get(class);
+        let counts: Vec<usize> = split_keys
+            .iter()
+            .map(|s| per_split.and_then(|m| m.get(s)).copied().unwrap_or(0))
+            .collect();
+        let total: usize = counts.iter().sum();
+        class_rows.push(ClassRow {
+            name: class.clone(),
+            counts: counts.iter().map(|&n| thousands(n as u64)).collect(),
+            total: thousands(total as u64),
+            share: percent(total, total_images),
+        });
+        balance_counts.push(counts);
+    }
+    let balance_svg =
+        super::charts::class_balance(&ingest.classes, &ingest.splits, &balance_counts);
+
+    let mut facts = vec![
+        fact("images analysed", thousands(total_images as u64)),
+        fact("classes", thousands(ingest.classes.len() as u64)),
+    ];
+    if !ingest.splits.is_empty() {
+        let splits: Vec<String> = ingest
+            .splits
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s,
+                    thousands(stats.split_counts.get(s).copied().unwrap_or(0) as u64)
+                )
+            })
+            .collect();
+        facts.push(fact("splits", splits.join(", ")));
+    }
+    facts.push(fact(
+        "formats",
+        stats
+            .formats
+            .iter()
+            .map(|(f, n)| format!("{f} {}", thousands(*n as u64)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ));
+    facts.push(fact("bytes on disk", human_bytes(stats.total_bytes)));
+    facts.push(fact("unreadable files", thousands(unreadable.len() as u64)));
+    facts.push(fact("skipped files", thousands(skipped.len() as u64)));
+
+    let alerts = alerts(input, unreadable.len(), skipped.len());
+
+    let mut sizes: Vec<(&String, &usize)> = stats.sizes.iter().collect();
+    sizes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let sizes = sizes
+        .into_iter()
+        .take(12)
+        .map(|(s, n)| fact(s, thousands(*n as u64)))
+        .collect();
+
+    let samples = ingest
+        .classes
+        .iter()
+        .map(|class| {
+            let indices = input.sample.per_class.get(class);
+            let count = stats
+                .class_counts
+                .get(class)
+                .map(|m| m.values().sum::<usize>())
+                .unwrap_or(0);
+            ClassSamples {
+                name: class.clone(),
+                count: thousands(count as u64),
+                images: indices
+                    .map(|ix| ix.iter().map(|&i| thumb(input.ingested, i)).collect())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+
+    let dedup = input.dedup;
+    let shown = dedup
+        .groups
+        .iter()
+        .take(GROUPS_SHOWN)
+        .map(|g| GroupView {
+            kind: match g.kind {
+                MatchKind::ExactBytes => "same bytes".into(),
+                MatchKind::ExactPixels => "same pixels".into(),
+            },
+            members: g
+                .members
+                .iter()
+                .map(|&i| thumb(input.ingested, i))
+                .collect(),
+        })
+        .collect();
+    let duplicates = DuplicatesView {
+        groups: thousands(dedup.groups.len() as u64),
+        images_in_groups: thousands(dedup.groups.iter().map(|g| g.members.len() as u64).sum()),
+        cross_split: thousands(dedup.cross_split.len() as u64),
+        conflicting: thousands(dedup.conflicting_labels.len() as u64),
+        shown,
+    };
+
+    ReportView {
+        title: input.title.clone(),
+        tool_version: crate::TOOL_VERSION.to_string(),
+        dataset_name: input.dataset_name.clone(),
+        layout: ingest.kind.describe().to_string(),
+        facts,
+        alerts,
+        splits: ingest.splits.clone(),
+        class_rows,
+        balance_svg,
+        formats: stats
+            .formats
+            .iter()
+            .map(|(f, n)| fact(f, thousands(*n as u64)))
+            .collect(),
+        colors: stats
+            .colors
+            .iter()
+            .map(|(f, n)| fact(f, thousands(*n as u64)))
+            .collect(),
+        sizes,
+        normalisation: Normalisation {
+            mean: triple(&stats.overall.mean),
+            std: triple(&stats.overall.std),
+            pixels: thousands(stats.overall.pixels),
+            per_split: stats
+                .per_split
+                .iter()
+                .map(|(split, s): (&String, &ChannelStats)| SplitNormalisation {
+                    split: split.clone(),
+                    mean: triple(&s.mean),
+                    std: triple(&s.std),
+                })
+                .collect(),
+        },
+        samples,
+        duplicates,
+        embed_pending: input.embed.method == "none",
+        unreadable,
+        skipped,
+        stages: input
+            .stages
+            .iter()
+            .map(|s| StageView {
+                name: s.name.clone(),
+                status: s.status.clone(),
+                reason: s.reason.clone().unwrap_or_default(),
+                seconds: format!("{:.2}", s.seconds),
+            })
+            .collect(),
+        settings_toml: input.settings_toml.clone(),
+    }
+}
+
+fn alerts(input: &RenderInput, unreadable: usize, skipped: usize) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    let dedup = input.dedup;
+    if !dedup.cross_split.is_empty() {
+        let leaked: std::collections::BTreeSet<usize> =
+            dedup.cross_split.iter().map(|p| p.a).collect();
+        alerts.push(Alert {
+            level: "warn",
+            text: format!(
+                "{} {} also appear in another split (exact copies): train/test leakage",
+                thousands(leaked.len() as u64),
+                plural(leaked.len(), "image", "images")
+            ),
+        });
+    }
+    if unreadable > 0 {
+        alerts.push(Alert {
+            level: "warn",
+            text: format!(
+                "{} {} could not be decoded (listed under Unreadable files)",
+                thousands(unreadable as u64),
+                plural(unreadable, "file", "files")
+            ),
+        });
+    }
+    if !dedup.conflicting_labels.is_empty() {
+        alerts.push(Alert {
+            level: "warn",
+            text: format!(
+                "{} {} of identical images carry different labels",
+                thousands(dedup.conflicting_labels.len() as u64),
+                plural(dedup.conflicting_labels.len(), "group", "groups")
+            ),
+        });
+    }
+    if let Some(imbalance) = &input.statistics.imbalance
+        && imbalance.alert
+    {
+        let ratio = if imbalance.ratio.is_finite() {
+            format!("{:.1}x", imbalance.ratio)
+        } else {
+            "infinitely".into()
+        };
+        alerts.push(Alert {
+            level: "warn",
+            text: format!(
+                "class `{}` has {} fewer images than `{}` ({} vs {})",
+                imbalance.smallest,
+                ratio,
+                imbalance.largest,
+                thousands(imbalance.smallest_count as u64),
+                thousands(imbalance.largest_count as u64)
+            ),
+        });
+    }
+    if !dedup.groups.is_empty() {
+        alerts.push(Alert {
+            level: "info",
+            text: format!(
+                "{} {} of exact duplicates",
+                thousands(dedup.groups.len() as u64),
+                plural(dedup.groups.len(), "group", "groups")
+            ),
+        });
+    }
+    if skipped > 0 {
+        alerts.push(Alert {
+            level: "info",
+            text: format!(
+                "{} {} skipped (not images, hidden or outside class folders)",
+                thousands(skipped as u64),
+                plural(skipped, "file", "files")
+            ),
+        });
+    }
+    alerts
+}
+
+/// A thumbnail as an inline PNG with its caption data.
+pub fn thumb(ingested: &Ingested, index: usize) -> Thumb {
+    let record = &ingested.artifact.images[index];
+    Thumb {
+        src: png_data_uri(&ingested.thumb(index)),
+        path: record.path.clone(),
+        label: record.label.clone(),
+        split: record.split.clone().unwrap_or_default(),
+        size: format!("{}x{}", record.width, record.height),
+    }
+}
+
+pub fn png_data_uri(image: &image::RgbImage) -> String {
+    let mut bytes = Vec::new();
+    // Encoding an in-memory RGB buffer to PNG cannot fail short of allocation failure.
+    let _ = image.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png);
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&bytes)
+    )
+}
+
+fn fact(label: &str, value: String) -> Fact {
+    Fact {
+        label: label.to_string(),
+        value,
+    }
+}
+
+fn triple(v: &[f64; 3]) -> String {
+    format!("[{:.4}, {:.4}, {:.4}]", v[0], v[1], v[2])
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
+fn percent(part: usize, whole: usize) -> String {
+    if whole == 0 {
+        "0%".into()
+    } else {
+        format!("{:.1}%", 100.0 * part as f64 / whole as f64)
+    }
+}
+
+/// 60000 -> "60,000".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: &[&str] = &["B", "KB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(60000), "60,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn human_bytes_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1_500_000), "1.5 MB");
+    }
+}
