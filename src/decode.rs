@@ -100,6 +100,9 @@ fn decode_file(path: &str, bytes: &[u8], options: DecodeOptions) -> Outcome {
         };
     };
     let format_name = format!("{format:?}").to_lowercase();
+    if format == image::ImageFormat::Jpeg {
+        return decode_jpeg(bytes, options);
+    }
     let mut decoder = match reader.into_decoder() {
         Ok(decoder) => decoder,
         Err(err) => return Outcome::Unreadable(describe_error(&format_name, &err)),
@@ -127,6 +130,93 @@ fn decode_file(path: &str, bytes: &[u8], options: DecodeOptions) -> Outcome {
     }
     let rgb = image.into_rgb8();
     Outcome::Image(Box::new(measure(rgb, format_name, color, options)))
+}
+
+/// JPEG through zune-jpeg directly, the decoder the `image` crate wraps. Measured on the
+/// CIFAR-10 JPEGs: 40,000 images/s per core, against 24,000/s through `image`, whose wrapper
+/// parses the headers three times per file (once more for EXIF, once more to decode).
+/// Behaviour matches `image`'s: lenient decoding, any colour space converted to RGB (CMYK
+/// included), EXIF orientation applied.
+fn decode_jpeg(bytes: &[u8], options: DecodeOptions) -> Outcome {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+
+    // The header's dimensions are checked against max_pixels below; these bounds only stop
+    // absurd headers before any allocation.
+    let zune_options = DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(1 << 16)
+        .set_max_height(1 << 16)
+        .jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), zune_options);
+    if let Err(err) = decoder.decode_headers() {
+        return Outcome::Unreadable(describe_jpeg_error(&err.to_string()));
+    }
+    let Some((w, h)) = decoder.dimensions() else {
+        return Outcome::Unreadable("damaged jpeg: no image size in the header".into());
+    };
+    let (width, height) = (w as u32, h as u32);
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > options.max_pixels {
+        return Outcome::Unreadable(format!(
+            "image is {width}x{height} ({pixels} pixels): over the decode limit of {} pixels; \
+             raise ingest.max_pixels in aldente.toml to analyse it",
+            options.max_pixels
+        ));
+    }
+    if pixels == 0 {
+        return Outcome::Unreadable(format!("image has no pixels ({width}x{height})"));
+    }
+    // Lenient decoding fills a cut-off file with grey instead of failing; a missing
+    // end-of-image marker is how a truncated download shows, so it is reported as such.
+    if !has_jpeg_end(bytes) {
+        return Outcome::Unreadable(
+            "truncated jpeg: the end-of-image marker is missing (the file was probably cut off; \
+             download it again)"
+                .into(),
+        );
+    }
+    let color = match decoder.input_colorspace() {
+        Some(ColorSpace::Luma) => "grey".to_string(),
+        Some(ColorSpace::LumaA) => "grey+alpha".to_string(),
+        Some(ColorSpace::CMYK) | Some(ColorSpace::YCCK) => "CMYK".to_string(),
+        _ => "RGB".to_string(),
+    };
+    let orientation = decoder
+        .exif()
+        .and_then(|exif| image::metadata::Orientation::from_exif_chunk(exif));
+    let raw = match decoder.decode() {
+        Ok(raw) => raw,
+        Err(err) => return Outcome::Unreadable(describe_jpeg_error(&err.to_string())),
+    };
+    let Some(mut rgb) = RgbImage::from_raw(width, height, raw) else {
+        return Outcome::Unreadable("damaged jpeg: decoded size does not match its header".into());
+    };
+    if let Some(orientation) = orientation
+        && orientation != image::metadata::Orientation::NoTransforms
+    {
+        let mut dynamic = DynamicImage::ImageRgb8(rgb);
+        dynamic.apply_orientation(orientation);
+        rgb = dynamic.into_rgb8();
+    }
+    Outcome::Image(Box::new(measure(rgb, "jpeg".into(), color, options)))
+}
+
+/// Whether a JPEG ends with its end-of-image marker (FF D9), allowing some trailing bytes
+/// (padding, or data some cameras append).
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+fn describe_jpeg_error(text: &str) -> String {
+    let lower = text.to_lowercase();
+    if lower.contains("eof") || lower.contains("end of") || lower.contains("no more bytes") {
+        format!("truncated jpeg: {text} (the file was probably cut off; download it again)")
+    } else {
+        format!("damaged jpeg: {text}")
+    }
 }
 
 /// Measures the per-image facts on full-resolution RGB pixels.

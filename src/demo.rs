@@ -273,7 +273,7 @@ fn ensure_empty_or_absent(dir: &Path) -> Result<()> {
             Ok(())
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(err).with_context(|| format!("reading {}", dir.display())),
+        Err(err) => Err(err).with_context(|| format!("could not read {}", dir.display())),
     }
 }
 
@@ -487,7 +487,17 @@ impl Dataset {
     fn plant_unreadable(&mut self) -> Result<()> {
         let class = self.rng.random_range(0..CLASSES.len());
         let whole = encode_jpeg(&draw(&mut self.rng, class, 32, 32), JPEG_QUALITY)?;
-        let truncated = whole[..whole.len() / 2].to_vec();
+        // The decoder accepts a JPEG cut anywhere in its compressed data (it greys out the
+        // missing rows), so the cut goes halfway into the headers, before the start of scan.
+        let start_of_scan = whole
+            .windows(2)
+            .position(|marker| marker == [0xFF, 0xDA])
+            .context("the JPEG encoder wrote no start-of-scan marker")?;
+        let truncated = whole[..start_of_scan / 2].to_vec();
+        ensure!(
+            image::load_from_memory(&truncated).is_err(),
+            "a truncated JPEG still decodes, so it cannot be planted as unreadable"
+        );
         let id = self.push(Split::Train, class, "jpg", truncated);
         self.planted.corrupt.push(id);
 
@@ -538,34 +548,29 @@ impl Dataset {
     /// ordinary ones instead of at the end, and returns each file's relative path.
     fn assign_paths(&mut self) -> Vec<String> {
         let mut paths = vec![String::new(); self.files.len()];
-        for split in [Split::Train, Split::Test] {
-            let mut split_level: Vec<usize> = (0..self.files.len())
-                .filter(|&id| self.files[id].split == split && self.files[id].class.is_none())
+        let split_level = std::iter::once(None);
+        let folders = split_level.chain((0..CLASSES.len()).map(Some));
+        for (split, class) in
+            folders.flat_map(|class| [(Split::Train, class), (Split::Test, class)])
+        {
+            let mut folder: Vec<usize> = (0..self.files.len())
+                .filter(|&id| self.files[id].split == split && self.files[id].class == class)
                 .collect();
-            split_level.sort_unstable();
-            for id in split_level {
-                let name = self.files[id].name.unwrap_or("unnamed");
-                paths[id] = format!("{}/{name}", split.name());
-            }
-            for class in 0..CLASSES.len() {
-                let mut folder: Vec<usize> = (0..self.files.len())
-                    .filter(|&id| {
-                        self.files[id].split == split && self.files[id].class == Some(class)
-                    })
-                    .collect();
-                folder.shuffle(&mut self.rng);
-                let mut number = 0;
-                for id in folder {
-                    let file = &self.files[id];
-                    let name = match file.name {
-                        Some(name) => name.to_string(),
-                        None => {
-                            number += 1;
-                            format!("{:04}.{}", number - 1, file.ext)
-                        }
-                    };
-                    paths[id] = format!("{}/{}/{name}", split.name(), CLASSES[class]);
-                }
+            folder.shuffle(&mut self.rng);
+            let folder_path = match class {
+                Some(class) => format!("{}/{}", split.name(), CLASSES[class]),
+                None => split.name().to_string(),
+            };
+            let mut number = 0;
+            for id in folder {
+                let file = &self.files[id];
+                paths[id] = match file.name {
+                    Some(name) => format!("{folder_path}/{name}"),
+                    None => {
+                        number += 1;
+                        format!("{folder_path}/{:04}.{}", number - 1, file.ext)
+                    }
+                };
             }
         }
         paths
@@ -626,17 +631,22 @@ fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
     items
 }
 
+/// Plain writes, not `fsutil::write_atomic`: a temporary file and a rename per image would double
+/// the cost of the demo, and buy nothing, since a half-written folder is never trusted (the
+/// caller records the truth only after `generate` returns, and regenerates without it).
 fn write_files(dir: &Path, files: &[File], paths: &[String]) -> Result<()> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by(|&a, &b| paths[a].cmp(&paths[b]));
+    let mut folder_made: Option<&str> = None;
     for id in order {
         let path = dir.join(&paths[id]);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)
-                .with_context(|| format!("creating folder {}", parent.display()))?;
+        let folder = paths[id].rsplit_once('/').map_or("", |(folder, _)| folder);
+        if folder_made != Some(folder) {
+            crate::fsutil::create_dir_all(&dir.join(folder))?;
+            folder_made = Some(folder);
         }
         fs::write(&path, &files[id].bytes)
-            .with_context(|| format!("writing {}", path.display()))?;
+            .with_context(|| format!("could not write {}", path.display()))?;
     }
     Ok(())
 }
@@ -670,9 +680,15 @@ fn near_copy(
             ("png", encode_png(&resized, ORDINARY_PNG)?)
         }
         NearKind::Shift => {
+            // Along one axis only: a diagonal move of 3 px each way would be a bigger change
+            // than "a slightly different crop" is meant to be.
             let steps = [-3, -2, 2, 3];
-            let dx = steps[rng.random_range(0..steps.len())];
-            let dy = [-2, 0, 2][rng.random_range(0..3)];
+            let step = steps[rng.random_range(0..steps.len())];
+            let (dx, dy) = if rng.random_bool(0.5) {
+                (step, 0)
+            } else {
+                (0, step)
+            };
             ("png", encode_png(&shift(pixels, dx, dy), ORDINARY_PNG)?)
         }
         NearKind::Color => {
@@ -895,13 +911,41 @@ impl Shape {
     }
 }
 
+const MOTTLE_CELL: f32 = 8.0;
+const MOTTLE_GRID: usize = 5;
+
+struct Light {
+    cx: f32,
+    cy: f32,
+    radius: f32,
+    strength: f32,
+}
+
 struct Scene {
     /// Background colour at the design centre, 0..1 per channel.
     background: [f32; 3],
-    /// Change of background brightness per design unit along u and v: a soft light gradient.
-    slope: (f32, f32),
+    /// Brightness added to the background at the corners of a grid of `MOTTLE_CELL`-unit cells,
+    /// blended in between: a blotchy backdrop, different in every image, so that pictures with
+    /// a small shape on a plain ground do not all shrink to the same thumbnail.
+    mottle: [[f32; MOTTLE_GRID]; MOTTLE_GRID],
+    /// A soft spotlight over the whole picture, dimming it away from the centre (cx, cy), by up
+    /// to `strength` at distances well beyond `radius`. It varies the low frequencies that
+    /// thumbnails and perceptual hashes see; without it two fine checkerboards in similar
+    /// colours shrink to the same flat thumbnail and look like near duplicates nobody planted.
+    light: Light,
     /// Drawn in order; later shapes cover earlier ones.
     shapes: Vec<(Shape, [f32; 3])>,
+}
+
+impl Scene {
+    fn mottle_at(&self, u: f32, v: f32) -> f32 {
+        let (gu, gv) = (u / MOTTLE_CELL, v / MOTTLE_CELL);
+        let last = MOTTLE_GRID - 2;
+        let (iu, iv) = ((gu as usize).min(last), (gv as usize).min(last));
+        let (fu, fv) = (gu - iu as f32, gv - iv as f32);
+        let row = |r: &[f32; MOTTLE_GRID]| r[iu] * (1.0 - fu) + r[iu + 1] * fu;
+        row(&self.mottle[iv]) * (1.0 - fv) + row(&self.mottle[iv + 1]) * fv
+    }
 }
 
 fn draw(rng: &mut ChaCha8Rng, class: usize, width: u32, height: u32) -> RgbImage {
@@ -922,10 +966,16 @@ fn scene(rng: &mut ChaCha8Rng, class: usize) -> Scene {
         rng.random_range(0.0..0.2),
         value,
     );
-    let slope = (
-        rng.random_range(-0.004..0.004),
-        rng.random_range(-0.004..0.004),
-    );
+    let mut mottle = [[0.0; MOTTLE_GRID]; MOTTLE_GRID];
+    for lift in mottle.iter_mut().flatten() {
+        *lift = rng.random_range(-0.1..0.1);
+    }
+    let light = Light {
+        cx: rng.random_range(0.0..DESIGN),
+        cy: rng.random_range(0.0..DESIGN),
+        radius: rng.random_range(8.0..20.0),
+        strength: rng.random_range(0.0..0.35),
+    };
     let mut shapes = Vec::new();
     match CLASSES[class] {
         "circles" => {
@@ -988,7 +1038,7 @@ fn scene(rng: &mut ChaCha8Rng, class: usize) -> Scene {
             let shape = Shape::Stripes {
                 nx,
                 ny,
-                period: rng.random_range(5.0..10.0),
+                period: rng.random_range(6.0..12.0),
                 duty: rng.random_range(0.35..0.65),
                 phase: rng.random_range(0.0..1.0),
             };
@@ -996,7 +1046,7 @@ fn scene(rng: &mut ChaCha8Rng, class: usize) -> Scene {
         }
         "checkers" => {
             let (cos, sin) = small_rotation(rng, 0.18);
-            let cell = rng.random_range(3.5..8.0);
+            let cell = rng.random_range(5.0..10.0);
             let shape = Shape::Checkers {
                 cell,
                 ox: rng.random_range(0.0..cell * 2.0),
@@ -1010,7 +1060,8 @@ fn scene(rng: &mut ChaCha8Rng, class: usize) -> Scene {
     }
     Scene {
         background,
-        slope,
+        mottle,
+        light,
         shapes,
     }
 }
@@ -1033,13 +1084,16 @@ fn render(rng: &mut ChaCha8Rng, scene: &Scene, width: u32, height: u32) -> RgbIm
             let colour = match covering {
                 Some((_, colour)) => *colour,
                 None => {
-                    let lift =
-                        (u - DESIGN / 2.0) * scene.slope.0 + (v - DESIGN / 2.0) * scene.slope.1;
+                    let lift = scene.mottle_at(u, v);
                     scene.background.map(|c| c + lift)
                 }
             };
+            let light = &scene.light;
+            let distance2 = (u - light.cx).powi(2) + (v - light.cy).powi(2);
+            let lit = 1.0 - light.strength
+                + light.strength / (1.0 + distance2 / (light.radius * light.radius));
             for (total, c) in sum.iter_mut().zip(colour) {
-                *total += c;
+                *total += c * lit;
             }
         }
         for (channel, total) in pixel.0.iter_mut().zip(sum) {
@@ -1097,40 +1151,68 @@ fn hsv_to_rgb(hue: f32, saturation: f32, value: f32) -> [f32; 3] {
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
-    use std::path::PathBuf;
+    use std::sync::OnceLock;
 
-    use image::DynamicImage;
+    use image::{ColorType, DynamicImage};
 
     use super::*;
 
-    fn generate_fresh(seed: u64) -> (tempfile::TempDir, DemoTruth) {
-        let temp = tempfile::tempdir().expect("creating a temp dir");
-        let truth = generate(&temp.path().join("demo"), seed).expect("generating the demo");
-        (temp, truth)
+    const FIXTURE_SEED: u64 = 11;
+
+    /// One generated dataset, read into memory, shared by the tests that only inspect it:
+    /// writing ~2,600 files is the slow part of a test run.
+    struct Fixture {
+        truth: DemoTruth,
+        files: BTreeMap<String, Vec<u8>>,
+        images: BTreeMap<String, DynamicImage>,
     }
 
-    fn root(temp: &tempfile::TempDir) -> PathBuf {
-        temp.path().join("demo")
+    fn fixture() -> &'static Fixture {
+        static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let temp = tempfile::tempdir().expect("creating a temp dir");
+            // An existing empty folder must be accepted, as well as an absent one.
+            let dir = temp.path().join("demo");
+            fs::create_dir(&dir).expect("creating the demo folder");
+            let truth = generate(&dir, FIXTURE_SEED).expect("generating the demo");
+            let files = read_tree(&dir);
+            let images = files
+                .iter()
+                .filter_map(|(path, bytes)| {
+                    Some((path.clone(), image::load_from_memory(bytes).ok()?))
+                })
+                .collect();
+            Fixture {
+                truth,
+                files,
+                images,
+            }
+        })
+    }
+
+    fn generate_afresh(seed: u64) -> (DemoTruth, BTreeMap<String, Vec<u8>>) {
+        let temp = tempfile::tempdir().expect("creating a temp dir");
+        let dir = temp.path().join("demo");
+        let truth = generate(&dir, seed).expect("generating the demo");
+        (truth, read_tree(&dir))
     }
 
     /// Every file under `dir`, by relative `/`-separated path.
     fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         fn walk(dir: &Path, prefix: &str, files: &mut BTreeMap<String, Vec<u8>>) {
             for entry in fs::read_dir(dir).expect("listing a demo folder") {
-                let entry = entry.expect("reading a directory entry");
-                let name = entry.file_name().into_string().expect("UTF-8 file name");
+                let entry = entry.expect("reading a folder entry");
+                let name = entry.file_name().into_string().expect("a UTF-8 file name");
                 let relative = if prefix.is_empty() {
                     name
                 } else {
                     format!("{prefix}/{name}")
                 };
-                if entry.file_type().expect("file type").is_dir() {
+                if entry.file_type().expect("reading a file type").is_dir() {
                     walk(&entry.path(), &relative, files);
                 } else {
-                    files.insert(
-                        relative,
-                        fs::read(entry.path()).expect("reading a demo file"),
-                    );
+                    let bytes = fs::read(entry.path()).expect("reading a demo file");
+                    files.insert(relative, bytes);
                 }
             }
         }
@@ -1139,23 +1221,20 @@ mod tests {
         files
     }
 
-    fn decoded(files: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, DynamicImage> {
-        files
-            .iter()
-            .filter_map(|(path, bytes)| Some((path.clone(), image::load_from_memory(bytes).ok()?)))
-            .collect()
-    }
-
     fn class_of(path: &str) -> &str {
         path.split('/').nth(1).expect("a class folder in the path")
     }
 
-    fn groups_of<K: Ord>(keyed: impl Iterator<Item = (K, String)>) -> Vec<Vec<String>> {
-        let mut groups: BTreeMap<K, Vec<String>> = BTreeMap::new();
+    /// Sorted groups of two or more paths that share a key.
+    fn groups_by_key<K: Ord>(keyed: impl Iterator<Item = (K, String)>) -> Vec<Vec<String>> {
+        let mut by_key: BTreeMap<K, Vec<String>> = BTreeMap::new();
         for (key, path) in keyed {
-            groups.entry(key).or_default().push(path);
+            by_key.entry(key).or_default().push(path);
         }
-        let mut groups: Vec<Vec<String>> = groups.into_values().filter(|g| g.len() > 1).collect();
+        let mut groups: Vec<Vec<String>> = by_key
+            .into_values()
+            .filter(|group| group.len() > 1)
+            .collect();
         for group in &mut groups {
             group.sort();
         }
@@ -1163,48 +1242,8 @@ mod tests {
         groups
     }
 
-    /// Brightness of an image on a 0..1 scale, as the mean over pixels of `per_pixel`.
-    fn mean_of(image: &DynamicImage, per_pixel: impl Fn([u8; 3]) -> f32) -> f32 {
-        let rgb = image.to_rgb8();
-        rgb.pixels().map(|p| per_pixel(p.0)).sum::<f32>() / rgb.pixels().len() as f32 / 255.0
-    }
-
-    fn brightness_measures(image: &DynamicImage) -> [f32; 4] {
-        [
-            mean_of(image, |[r, g, b]| {
-                (f32::from(r) + f32::from(g) + f32::from(b)) / 3.0
-            }),
-            mean_of(image, |[r, g, b]| {
-                0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b)
-            }),
-            mean_of(image, |p| f32::from(p.into_iter().max().unwrap_or(0))),
-            mean_of(image, |p| f32::from(p.into_iter().min().unwrap_or(0))),
-        ]
-    }
-
-    /// Mean absolute difference between horizontally and vertically adjacent luma values.
-    fn sharpness(image: &DynamicImage) -> f32 {
-        let luma = image.to_luma8();
-        let (width, height) = luma.dimensions();
-        let mut total = 0u32;
-        let mut count = 0u32;
-        for y in 0..height {
-            for x in 0..width {
-                let here = i32::from(luma.get_pixel(x, y).0[0]);
-                if x + 1 < width {
-                    total += here.abs_diff(i32::from(luma.get_pixel(x + 1, y).0[0]));
-                    count += 1;
-                }
-                if y + 1 < height {
-                    total += here.abs_diff(i32::from(luma.get_pixel(x, y + 1).0[0]));
-                    count += 1;
-                }
-            }
-        }
-        total as f32 / count as f32
-    }
-
-    fn all_truth_paths(truth: &DemoTruth) -> BTreeSet<String> {
+    /// Every path the truth mentions, that is every file something was planted in or copied from.
+    fn planted_paths(truth: &DemoTruth) -> BTreeSet<String> {
         let mut paths = BTreeSet::new();
         for group in truth
             .exact_byte_groups
@@ -1233,44 +1272,117 @@ mod tests {
         paths
     }
 
+    /// Mean brightness (0..1) by four common definitions: mean of R, G, B; Rec. 601 luma;
+    /// brightest channel (HSV value); darkest channel.
+    fn brightness_measures(image: &DynamicImage) -> [f32; 4] {
+        let rgb = image.to_rgb8();
+        let mut sums = [0f32; 4];
+        for pixel in rgb.pixels() {
+            let [r, g, b] = pixel.0.map(f32::from);
+            sums[0] += (r + g + b) / 3.0;
+            sums[1] += 0.299 * r + 0.587 * g + 0.114 * b;
+            sums[2] += r.max(g).max(b);
+            sums[3] += r.min(g).min(b);
+        }
+        sums.map(|sum| sum / rgb.pixels().len() as f32 / 255.0)
+    }
+
+    /// Variance of the 4-neighbour Laplacian of luma, the usual blur measure.
+    fn laplacian_variance(image: &DynamicImage) -> f32 {
+        let luma = image.to_luma8();
+        let (width, height) = luma.dimensions();
+        let at = |x: u32, y: u32| f32::from(luma.get_pixel(x, y).0[0]);
+        let mut responses = Vec::new();
+        for y in 1..height - 1 {
+            for x in 1..width - 1 {
+                responses.push(
+                    4.0 * at(x, y) - at(x - 1, y) - at(x + 1, y) - at(x, y - 1) - at(x, y + 1),
+                );
+            }
+        }
+        let mean = responses.iter().sum::<f32>() / responses.len() as f32;
+        responses.iter().map(|r| (r - mean).powi(2)).sum::<f32>() / responses.len() as f32
+    }
+
+    /// A hue histogram weighted by chroma and a gradient-orientation histogram weighted by
+    /// magnitude: the "simple features" a kNN should classify the demo with.
+    fn simple_features(image: &DynamicImage) -> Vec<f32> {
+        let rgb = image.to_rgb8();
+        let mut hues = vec![0f32; 12];
+        for pixel in rgb.pixels() {
+            let [r, g, b] = pixel.0.map(|c| f32::from(c) / 255.0);
+            let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+            let chroma = max - min;
+            if chroma < 1e-3 {
+                continue;
+            }
+            let sector = if max == r {
+                ((g - b) / chroma).rem_euclid(6.0)
+            } else if max == g {
+                (b - r) / chroma + 2.0
+            } else {
+                (r - g) / chroma + 4.0
+            };
+            hues[((sector * 2.0) as usize).min(11)] += chroma;
+        }
+        let luma = image.to_luma8();
+        let (width, height) = luma.dimensions();
+        let at = |x: u32, y: u32| f32::from(luma.get_pixel(x, y).0[0]);
+        let mut orientations = vec![0f32; 8];
+        for y in 1..height - 1 {
+            for x in 1..width - 1 {
+                let (gx, gy) = (at(x + 1, y) - at(x - 1, y), at(x, y + 1) - at(x, y - 1));
+                let magnitude = (gx * gx + gy * gy).sqrt();
+                if magnitude > 20.0 {
+                    let angle = gy.atan2(gx).rem_euclid(std::f32::consts::PI);
+                    let bin = (angle / std::f32::consts::PI * 8.0) as usize;
+                    orientations[bin.min(7)] += magnitude;
+                }
+            }
+        }
+        for histogram in [&mut hues, &mut orientations] {
+            let total = histogram.iter().sum::<f32>().max(1e-6);
+            histogram.iter_mut().for_each(|v| *v /= total);
+        }
+        hues.extend(orientations);
+        hues
+    }
+
     #[test]
     fn same_seed_gives_identical_files_and_truth() {
-        let (first_dir, first) = generate_fresh(7);
-        let (second_dir, second) = generate_fresh(7);
-        assert_eq!(first, second);
-        // Comparing whole trees also catches a file present in one run only.
-        assert!(read_tree(&root(&first_dir)) == read_tree(&root(&second_dir)));
+        let (truth, files) = generate_afresh(FIXTURE_SEED);
+        assert_eq!(truth, fixture().truth);
+        // Whole trees, so a file written by one run only is caught too.
+        assert!(
+            files == fixture().files,
+            "the same seed wrote different files"
+        );
     }
 
     #[test]
     fn different_seed_gives_different_files() {
-        let (first_dir, first) = generate_fresh(7);
-        let (second_dir, second) = generate_fresh(8);
-        assert_ne!(first, second);
-        let first_files = read_tree(&root(&first_dir));
-        let second_files = read_tree(&root(&second_dir));
-        let same = first_files
+        let (truth, files) = generate_afresh(FIXTURE_SEED + 1);
+        assert_ne!(truth, fixture().truth);
+        let same = files
             .iter()
-            .filter(|(path, bytes)| second_files.get(*path) == Some(bytes))
+            .filter(|&(path, bytes)| fixture().files.get(path) == Some(bytes))
             .count();
-        // Only the fixed-content files (the empty PNG, notes.jpg, .DS_Store) may coincide.
+        // Only files of fixed content (the empty PNG, notes.jpg, .DS_Store) may coincide.
         assert!(same <= 3, "{same} files are identical across seeds");
     }
 
     #[test]
-    fn truth_names_existing_files_and_counts_them_all() {
-        let (temp, truth) = generate_fresh(1);
-        let files = read_tree(&root(&temp));
-        for path in all_truth_paths(&truth) {
+    fn truth_names_written_files_and_counts_them_all() {
+        let Fixture { truth, files, .. } = fixture();
+        for path in planted_paths(truth) {
             assert!(
                 files.contains_key(&path),
                 "{path} is in the truth but was not written"
             );
         }
         assert_eq!(truth.file_count, files.len());
-        assert_eq!(truth.version, DEMO_VERSION);
-        assert_eq!(truth.seed, 1);
-        assert_eq!(truth.classes, CLASSES.map(String::from).to_vec());
+        assert_eq!((truth.seed, truth.version), (FIXTURE_SEED, DEMO_VERSION));
+        assert_eq!(truth.classes, CLASSES.map(String::from));
         for path in files.keys() {
             let parts: Vec<&str> = path.split('/').collect();
             assert!(
@@ -1289,30 +1401,47 @@ mod tests {
     }
 
     #[test]
-    fn exact_byte_groups_are_every_set_of_identical_files() {
-        let (temp, truth) = generate_fresh(2);
-        let files = read_tree(&root(&temp));
-        let readable = decoded(&files);
-        let by_bytes = groups_of(
-            readable
-                .keys()
-                .map(|path| (files[path].clone(), path.clone())),
+    fn class_counts_are_imbalanced_by_one_small_class() {
+        let Fixture { truth, images, .. } = fixture();
+        let mut train_counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for path in images.keys().filter(|path| path.starts_with("train/")) {
+            *train_counts.entry(class_of(path)).or_default() += 1;
+        }
+        let smallest = train_counts.values().min().copied().unwrap_or(0);
+        let largest = train_counts.values().max().copied().unwrap_or(0);
+        assert!(
+            largest >= 3 * smallest,
+            "no clear imbalance: {train_counts:?}"
         );
+        assert_eq!(train_counts.len(), truth.classes.len());
+    }
+
+    #[test]
+    fn exact_byte_groups_are_every_set_of_identical_files() {
+        let Fixture {
+            truth,
+            files,
+            images,
+        } = fixture();
+        let by_bytes = groups_by_key(images.keys().map(|path| (&files[path], path.clone())));
         assert_eq!(truth.exact_byte_groups, by_bytes);
+        // Three groups inside train, four exact leakage copies, one conflicting-label pair.
         assert_eq!(truth.exact_byte_groups.len(), 3 + 4 + 1);
     }
 
     #[test]
     fn exact_pixel_groups_share_pixels_but_never_bytes() {
-        let (temp, truth) = generate_fresh(3);
-        let files = read_tree(&root(&temp));
-        let readable = decoded(&files);
-        let by_pixels = groups_of(readable.iter().map(|(path, image)| {
+        let Fixture {
+            truth,
+            files,
+            images,
+        } = fixture();
+        let by_pixels = groups_by_key(images.iter().map(|(path, image)| {
             let key = (
                 image.width(),
                 image.height(),
                 image.color() as u8,
-                image.as_bytes().to_vec(),
+                image.as_bytes(),
             );
             (key, path.clone())
         }));
@@ -1329,24 +1458,27 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_files_fail_to_decode_and_the_rest_are_counted() {
-        let (temp, truth) = generate_fresh(4);
-        let files = read_tree(&root(&temp));
-        let readable = decoded(&files);
+    fn corrupt_files_fail_to_decode_and_all_others_decode() {
+        let Fixture {
+            truth,
+            files,
+            images,
+        } = fixture();
         for path in &truth.corrupt {
             assert!(
                 image::load_from_memory(&files[path]).is_err(),
                 "{path} decodes"
             );
         }
-        let unreadable: BTreeSet<&String> = files
+        let undecodable: BTreeSet<&String> = files
             .keys()
-            .filter(|path| !readable.contains_key(*path))
+            .filter(|path| !images.contains_key(*path))
             .collect();
         let expected: BTreeSet<&String> = truth.corrupt.iter().chain(&truth.skipped).collect();
-        assert_eq!(unreadable, expected);
-        assert_eq!(truth.image_count, readable.len());
+        assert_eq!(undecodable, expected);
+        assert_eq!(truth.image_count, images.len());
         assert_eq!(truth.corrupt.len(), 3);
+        assert!(truth.corrupt.iter().any(|path| files[path].is_empty()));
         assert!(truth.skipped.contains(&"train/README.txt".to_string()));
         assert!(
             truth
@@ -1358,7 +1490,7 @@ mod tests {
 
     #[test]
     fn planted_pairs_and_labels_sit_in_the_folders_they_claim() {
-        let (_temp, truth) = generate_fresh(5);
+        let truth = &fixture().truth;
         let kinds: BTreeSet<&str> = truth.near_pairs.iter().map(|p| p.kind.as_str()).collect();
         assert_eq!(
             kinds,
@@ -1366,32 +1498,38 @@ mod tests {
         );
         for pair in &truth.near_pairs {
             assert!(pair.original.starts_with("train/") && pair.copy.starts_with("train/"));
-            assert_eq!(class_of(&pair.original), class_of(&pair.copy));
+            assert_eq!(class_of(&pair.original), class_of(&pair.copy), "{pair:?}");
         }
         assert_eq!(truth.leakage.len(), 8);
         for pair in &truth.leakage {
             assert!(pair.original.starts_with("train/"), "{pair:?}");
             assert!(pair.copy.starts_with("test/"), "{pair:?}");
-            assert_eq!(class_of(&pair.original), class_of(&pair.copy));
+            assert_eq!(class_of(&pair.original), class_of(&pair.copy), "{pair:?}");
         }
+        assert_eq!(truth.conflicting_labels.len(), 1);
         for group in &truth.conflicting_labels {
-            let classes: BTreeSet<&str> = group.iter().map(|p| class_of(p)).collect();
+            let classes: BTreeSet<&str> = group.iter().map(|path| class_of(path)).collect();
             assert!(classes.len() > 1, "{group:?} agrees on its label");
         }
         assert_eq!(truth.mislabelled.len(), 13);
+        assert!(
+            truth
+                .mislabelled
+                .iter()
+                .any(|m| m.path.starts_with("test/"))
+        );
         for mislabel in &truth.mislabelled {
             assert_eq!(class_of(&mislabel.path), mislabel.given);
             assert_ne!(mislabel.given, mislabel.true_label);
         }
-        // A source shared by two plants would make the truth ambiguous.
+        // A file that is the original of two plants would make the truth ambiguous.
         let mut originals = BTreeSet::new();
-        for original in truth
+        let pair_originals = truth
             .near_pairs
             .iter()
             .chain(&truth.leakage)
-            .map(|p| &p.original)
-            .chain(truth.exact_pixel_groups.iter().flatten())
-        {
+            .map(|p| &p.original);
+        for original in pair_originals.chain(truth.exact_pixel_groups.iter().flatten()) {
             assert!(
                 originals.insert(original),
                 "{original} is used by two plants"
@@ -1401,57 +1539,181 @@ mod tests {
 
     #[test]
     fn extremes_are_extreme_and_ordinary_images_are_not() {
-        let (temp, truth) = generate_fresh(6);
-        let files = read_tree(&root(&temp));
-        let readable = decoded(&files);
-        let planted: BTreeSet<&String> = truth
-            .dark
-            .iter()
-            .chain(&truth.bright)
-            .chain(&truth.blurry)
-            .chain(&truth.low_information)
-            .collect();
+        let Fixture { truth, images, .. } = fixture();
         for path in &truth.dark {
-            let measures = brightness_measures(&readable[path]);
+            let measures = brightness_measures(&images[path]);
             assert!(measures.iter().all(|&m| m < 0.08), "{path}: {measures:?}");
         }
         for path in &truth.bright {
-            let measures = brightness_measures(&readable[path]);
+            let measures = brightness_measures(&images[path]);
             assert!(measures.iter().all(|&m| m > 0.92), "{path}: {measures:?}");
         }
-        for path in &truth.greyscale {
-            assert_eq!(readable[path].color(), image::ColorType::L8, "{path}");
+        let per_measure = |paths: &[String], pick: fn(f32, f32) -> f32, start: f32| {
+            paths.iter().fold([start; 4], |acc, path| {
+                let measures = brightness_measures(&images[path]);
+                std::array::from_fn(|k| pick(acc[k], measures[k]))
+            })
+        };
+        let darkest_ordinary_floor = per_measure(&truth.dark, f32::max, 0.0);
+        let brightest_ordinary_ceiling = per_measure(&truth.bright, f32::min, 1.0);
+        for path in &truth.low_information {
+            let pixels = images[path].to_rgb8();
+            let first = pixels.get_pixel(0, 0).0;
+            let nearly_uniform = pixels
+                .pixels()
+                .all(|p| p.0.into_iter().zip(first).all(|(a, b)| a.abs_diff(b) <= 1));
+            assert!(nearly_uniform, "{path} is not nearly uniform");
         }
         let greyscale: BTreeSet<&String> = truth.greyscale.iter().collect();
-        for (path, image) in &readable {
-            let grey = image.color() == image::ColorType::L8;
-            assert_eq!(grey, greyscale.contains(path), "{path} greyscale mismatch");
+        for (path, image) in images {
+            let grey = image.color() == ColorType::L8;
+            assert_eq!(
+                grey,
+                greyscale.contains(path),
+                "{path}: colour type {:?}",
+                image.color()
+            );
         }
-        let blurriest_planted = truth
+        let blurriest_plant = truth
             .blurry
             .iter()
-            .map(|path| sharpness(&readable[path]))
+            .map(|path| laplacian_variance(&images[path]))
             .fold(0.0, f32::max);
-        for path in &truth.low_information {
-            let image = readable[path].to_rgb8();
-            let first = image.get_pixel(0, 0).0;
-            let spread = image
-                .pixels()
-                .flat_map(|p| p.0.into_iter().zip(first).map(|(a, b)| a.abs_diff(b)))
-                .max();
-            assert!(spread <= Some(1), "{path} is not nearly uniform");
-        }
-        for (path, image) in readable.iter().filter(|(path, _)| !planted.contains(path)) {
+        let planted: BTreeSet<&String> = [
+            &truth.dark,
+            &truth.bright,
+            &truth.blurry,
+            &truth.low_information,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for (path, image) in images.iter().filter(|(path, _)| !planted.contains(path)) {
             let measures = brightness_measures(image);
+            // Whichever definition a report uses, the plants must be the extremes; and by the
+            // usual ones (mean of channels, luma) no ordinary image is close to a threshold.
+            for (k, &measure) in measures.iter().enumerate() {
+                assert!(
+                    darkest_ordinary_floor[k] < measure && measure < brightest_ordinary_ceiling[k],
+                    "{path} is an unplanted brightness extreme: {measures:?}"
+                );
+            }
             assert!(
-                measures.iter().all(|&m| (0.09..0.91).contains(&m)),
-                "{path} is an unplanted brightness extreme: {measures:?}"
+                measures[..2].iter().all(|&m| (0.1..0.9).contains(&m)),
+                "{path} is nearly a brightness extreme: {measures:?}"
             );
-            let sharp = sharpness(image);
+            let sharpness = laplacian_variance(image);
             assert!(
-                sharp > 2.0 * blurriest_planted,
-                "{path} is nearly as blurry as the blurred plants: {sharp} vs {blurriest_planted}"
+                sharpness > 4.0 * blurriest_plant,
+                "{path} is nearly as blurry as the blurred plants: {sharpness} vs {blurriest_plant}"
             );
+        }
+    }
+
+    #[test]
+    fn classes_are_separable_so_mislabels_stand_out() {
+        let Fixture { truth, images, .. } = fixture();
+        // Greyscale images have no hue; corrupt ones are not in `images`.
+        let known: Vec<(&String, Vec<f32>)> = images
+            .iter()
+            .filter(|(path, _)| !truth.greyscale.contains(path))
+            .map(|(path, image)| (path, simple_features(image)))
+            .collect();
+        let vote = |query: &str| -> String {
+            let features = &known
+                .iter()
+                .find(|(path, _)| *path == query)
+                .expect("known")
+                .1;
+            let mut nearest: Vec<(f32, &str)> = known
+                .iter()
+                .filter(|(path, _)| *path != query)
+                .map(|(path, other)| {
+                    let distance = features.iter().zip(other).map(|(a, b)| (a - b).abs()).sum();
+                    (distance, class_of(path))
+                })
+                .collect();
+            nearest.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+            for (_, class) in &nearest[..5] {
+                *votes.entry(class).or_default() += 1;
+            }
+            let top = votes
+                .into_iter()
+                .max_by_key(|&(_, count)| count)
+                .expect("votes");
+            top.0.to_string()
+        };
+        let planted = planted_paths(truth);
+        let ordinary: Vec<&String> = known
+            .iter()
+            .map(|(path, _)| *path)
+            .filter(|path| !planted.contains(*path))
+            .step_by(7)
+            .collect();
+        let right = ordinary
+            .iter()
+            .filter(|path| vote(path) == class_of(path))
+            .count();
+        assert!(
+            right * 100 >= ordinary.len() * 95,
+            "a 5-NN on simple features gets only {right} of {} ordinary images right",
+            ordinary.len()
+        );
+        let caught = truth
+            .mislabelled
+            .iter()
+            .filter(|m| vote(&m.path) == m.true_label)
+            .count();
+        assert!(
+            caught >= 12,
+            "only {caught} mislabelled images look like their true class"
+        );
+    }
+
+    #[test]
+    fn unplanted_images_are_not_near_duplicates() {
+        let Fixture { truth, images, .. } = fixture();
+        let thumbnail = |path: &str| -> Vec<i32> {
+            let small = imageops::resize(&images[path].to_rgb8(), 8, 8, ResizeFilter::Triangle);
+            small.into_raw().into_iter().map(i32::from).collect()
+        };
+        // Mean absolute difference of 8x8 RGB thumbnails, in 0..255 levels.
+        let distance = |a: &[i32], b: &[i32]| {
+            a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).sum::<u32>() as f32 / a.len() as f32
+        };
+        let planted = planted_paths(truth);
+        let mut ordinary: Vec<(f32, &String, Vec<i32>)> = images
+            .keys()
+            .filter(|path| !planted.contains(*path))
+            .map(|path| {
+                let pixels = thumbnail(path);
+                let mean = pixels.iter().sum::<i32>() as f32 / pixels.len() as f32;
+                (mean, path, pixels)
+            })
+            .collect();
+        // Two thumbnails differ by at least the difference of their means, so sorting by mean
+        // bounds the pairs worth comparing.
+        ordinary.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let limit = 5.0;
+        for (i, (mean, path, pixels)) in ordinary.iter().enumerate() {
+            for (other_mean, other_path, other_pixels) in &ordinary[i + 1..] {
+                if other_mean - mean >= limit {
+                    break;
+                }
+                let d = distance(pixels, other_pixels);
+                assert!(
+                    d >= limit,
+                    "{path} and {other_path} are {d} apart: unplanted near duplicates"
+                );
+            }
+        }
+        // And the planted re-encodes and resizes are far closer than that.
+        for pair in truth.near_pairs.iter().chain(&truth.leakage) {
+            if pair.kind == "jpeg" || pair.kind == "resize" {
+                let d = distance(&thumbnail(&pair.original), &thumbnail(&pair.copy));
+                assert!(d < limit / 2.0, "{pair:?} is {d} apart");
+            }
         }
     }
 
@@ -1460,11 +1722,10 @@ mod tests {
         let temp = tempfile::tempdir().expect("creating a temp dir");
         fs::write(temp.path().join("keep.txt"), "mine").expect("writing a file");
         let err = generate(temp.path(), 1).expect_err("a non-empty folder must be refused");
-        assert!(format!("{err:#}").contains(&temp.path().display().to_string()));
+        assert!(
+            format!("{err:#}").contains(&temp.path().display().to_string()),
+            "{err:#}"
+        );
         assert_eq!(fs::read_dir(temp.path()).expect("listing").count(), 1);
-        // An existing empty folder is fine.
-        let empty = temp.path().join("empty");
-        fs::create_dir(&empty).expect("creating a folder");
-        generate(&empty, 1).expect("an empty folder is accepted");
     }
 }

@@ -3,8 +3,11 @@
 //! did not change, the way git's index does.
 //!
 //! Trust rule: an entry is reused only if size, mtime and inode are all equal AND the file's
-//! mtime is more than a second older than the scan that recorded it. A file written during or
-//! just before that scan is "racy" (a second write may keep the same mtime) and is read again.
+//! mtime is clearly older than the scan that recorded it. A file written during or just before
+//! that scan is "racy" (a second write within the same timestamp tick would keep the same
+//! mtime) and is read again. "Clearly older" is 20 ms on filesystems with fine timestamps
+//! (the kernel's coarse clock ticks every few ms) and 2 s where mtimes are whole seconds
+//! (FAT, some network filesystems).
 //! Content hashes, not mtimes, decide freshness further down: this cache only saves reading.
 
 use std::collections::HashMap;
@@ -13,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::UnitEncoding;
 
-const RACY_WINDOW_NS: i128 = 1_000_000_000;
+const FINE_RACY_WINDOW_NS: i128 = 20_000_000;
+const COARSE_RACY_WINDOW_NS: i128 = 2_000_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedUnit {
@@ -41,6 +45,10 @@ pub struct StatEntry {
     pub size: u64,
     pub mtime_ns: i128,
     pub ino: u64,
+    /// Content hash of a single-image file (its unit is named and labelled by its path).
+    pub content_hash: u128,
+    /// The units of a container file (a CIFAR batch); empty for single-image files, which
+    /// keeps this cache small and quick to load for folder datasets.
     pub units: Vec<CachedUnit>,
     /// A problem with the file as a whole (a truncated CIFAR batch).
     pub note: Option<String>,
@@ -68,7 +76,15 @@ impl StatCache {
             && entry.mtime_ns == mtime_ns
             && entry.ino == ino
             && mtime_ns != 0
-            && mtime_ns + RACY_WINDOW_NS < self.scanned_at_ns
+            && mtime_ns + racy_window(mtime_ns) < self.scanned_at_ns
+    }
+}
+
+fn racy_window(mtime_ns: i128) -> i128 {
+    if mtime_ns % 1_000_000_000 == 0 {
+        COARSE_RACY_WINDOW_NS
+    } else {
+        FINE_RACY_WINDOW_NS
     }
 }
 
@@ -82,6 +98,7 @@ mod tests {
             size: 10,
             mtime_ns,
             ino: 3,
+            content_hash: 9,
             units: Vec::new(),
             note: None,
         }
@@ -114,8 +131,14 @@ mod tests {
     fn racy_file_written_just_before_the_scan_is_not_trusted() {
         let cache = StatCache {
             scanned_at_ns: 10_000_000_000,
-            entries: vec![entry(9_500_000_000)],
+            entries: vec![entry(9_990_000_001)],
         };
-        assert!(!cache.trusts(&cache.entries[0], 10, 9_500_000_000, 3));
+        assert!(!cache.trusts(&cache.entries[0], 10, 9_990_000_001, 3));
+        // Whole-second mtimes (FAT) need a wider window.
+        let cache = StatCache {
+            scanned_at_ns: 10_500_000_000,
+            entries: vec![entry(9_000_000_000)],
+        };
+        assert!(!cache.trusts(&cache.entries[0], 10, 9_000_000_000, 3));
     }
 }

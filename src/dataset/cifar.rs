@@ -24,11 +24,10 @@
 //! stage reads it and caches per file), or fail on a malformed batch. A truncated batch or a label
 //! byte beyond the known names is data to report, not an error.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use walkdir::WalkDir;
 
 use super::{
@@ -127,7 +126,7 @@ impl Layout {
 /// Size of `path` if it is a regular file; symbolic links do not count, as they are not followed.
 fn regular_file_size(path: &Path) -> Option<u64> {
     let meta = fs::symlink_metadata(path).ok()?;
-    meta.file_type().is_file().then(|| meta.len())
+    meta.file_type().is_file().then_some(meta.len())
 }
 
 /// Finds CIFAR binary batches under `root`; `None` when the folder is not a CIFAR dataset.
@@ -135,12 +134,11 @@ fn regular_file_size(path: &Path) -> Option<u64> {
 /// Detection probes only the known batch names in the root and the folders right under it, so
 /// that a large folder-per-class dataset is not walked twice; the full walk, which accounts for
 /// every other file, happens only once the folder is known to be CIFAR.
+///
+/// A root that is missing, not a folder or not listable is also `None`: the folder discovery,
+/// which runs next, owns the message for that, so the user sees one wording whatever the layout.
+/// The only error is an ambiguous root holding two CIFAR folders.
 pub fn discover(root: &Path) -> Result<Option<Discovery>> {
-    let root_meta = fs::metadata(root)
-        .with_context(|| format!("cannot read the dataset folder {}", root.display()))?;
-    if !root_meta.is_dir() {
-        bail!("the dataset path {} is not a folder", root.display());
-    }
     let Some((batch_dir, layout)) = find_batch_dir(root)? else {
         return Ok(None);
     };
@@ -163,9 +161,14 @@ pub fn discover(root: &Path) -> Result<Option<Discovery>> {
                     Some(rel) if !rel.is_empty() => rel,
                     _ => ".".to_string(),
                 };
+                // The io error alone: walkdir's own message names the absolute path, which must
+                // not leak into notes that end up in report.json.
+                let cause = err
+                    .io_error()
+                    .map_or_else(|| err.to_string(), ToString::to_string);
                 skipped.push(FileNote {
                     path,
-                    reason: format!("could not be read while listing the folder: {err}"),
+                    reason: format!("could not be listed: {cause}"),
                 });
                 continue;
             }
@@ -256,8 +259,9 @@ fn find_batch_dir(root: &Path) -> Result<Option<(PathBuf, &'static Layout)>> {
     if let Some(layout) = layout_in(root) {
         return Ok(Some((root.to_path_buf(), layout)));
     }
-    let entries =
-        fs::read_dir(root).with_context(|| format!("cannot list the folder {}", root.display()))?;
+    let Ok(entries) = fs::read_dir(root) else {
+        return Ok(None);
+    };
     let mut subdirs: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok())
         .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
@@ -270,7 +274,7 @@ fn find_batch_dir(root: &Path) -> Result<Option<(PathBuf, &'static Layout)>> {
         .filter_map(|dir| layout_in(&dir).map(|layout| (dir, layout)))
         .collect();
     if found.len() > 1 {
-        let names: BTreeSet<String> = found
+        let names: Vec<String> = found
             .iter()
             .map(|(dir, _)| format!("`{}`", rel_string(dir.strip_prefix(root).unwrap_or(dir))))
             .collect();
@@ -278,7 +282,7 @@ fn find_batch_dir(root: &Path) -> Result<Option<(PathBuf, &'static Layout)>> {
             "found CIFAR batches in {} folders under {}: {}; run aldente on one of them",
             found.len(),
             root.display(),
-            names.into_iter().collect::<Vec<_>>().join(", ")
+            names.join(", ")
         );
     }
     Ok(found.into_iter().next())
@@ -736,12 +740,14 @@ mod tests {
         assert!(discover(dir.path()).unwrap().is_none());
     }
 
+    /// The folder discovery words the error for a bad root; CIFAR must not pre-empt it.
     #[test]
-    fn missing_root_is_an_error_naming_it() {
+    fn missing_root_or_a_file_as_root_is_left_to_the_folder_discovery() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("nope");
-        let err = format!("{:#}", discover(&missing).unwrap_err());
-        assert!(err.contains("nope"), "{err}");
+        assert!(discover(&dir.path().join("nope")).unwrap().is_none());
+        let batch = dir.path().join("data_batch_1.bin");
+        write(&batch, &cifar10_record(0, 0));
+        assert!(discover(&batch).unwrap().is_none());
     }
 
     #[test]

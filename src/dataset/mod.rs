@@ -157,11 +157,19 @@ pub fn units_of<'a>(
 /// Turns a path relative to the root into the `/`-separated string used everywhere.
 /// Names that are not valid UTF-8 are shown lossily (U+FFFD) but stay visible.
 pub fn rel_string(rel: &Path) -> String {
-    let parts: Vec<String> = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    parts.join("/")
+    #[cfg(unix)]
+    {
+        // Already `/`-separated; avoids splitting into components (measurable at 60k files).
+        rel.to_string_lossy().into_owned()
+    }
+    #[cfg(not(unix))]
+    {
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        parts.join("/")
+    }
 }
 
 /// Size, mtime (ns) and inode of a file, for the stat cache.

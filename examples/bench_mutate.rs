@@ -1,0 +1,62 @@
+//! Helper for bench/cifar10.sh: deterministic edits to a folder dataset.
+//!
+//!     bench_mutate relabel ROOT FROM TO N     move the first N files of ROOT/FROM to ROOT/TO
+//!     bench_mutate repaint ROOT DIR N SEED    change the pixels of the first N files of ROOT/DIR
+//!
+//! `repaint` draws a SEED-dependent 4x4 patch into each image and re-encodes it as JPEG,
+//! so every run produces content the cache has never seen.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+fn first_files(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    if files.len() < n {
+        bail!("{} has only {} files", dir.display(), files.len());
+    }
+    files.truncate(n);
+    Ok(files)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("relabel") if args.len() == 6 => {
+            let root = Path::new(&args[2]);
+            let n: usize = args[5].parse()?;
+            let to = root.join(&args[4]);
+            for file in first_files(&root.join(&args[3]), n)? {
+                let name = file.file_name().context("file name")?.to_string_lossy();
+                let target = to.join(format!("moved_{name}"));
+                std::fs::rename(&file, &target)
+                    .with_context(|| format!("cannot move {}", file.display()))?;
+            }
+        }
+        Some("repaint") if args.len() == 6 => {
+            let root = Path::new(&args[2]);
+            let n: usize = args[4].parse()?;
+            let seed: u32 = args[5].parse()?;
+            for (i, file) in first_files(&root.join(&args[3]), n)?.into_iter().enumerate() {
+                let mut img = image::open(&file)
+                    .with_context(|| format!("cannot decode {}", file.display()))?
+                    .into_rgb8();
+                let v = (seed.wrapping_mul(97).wrapping_add(i as u32 * 13) % 256) as u8;
+                for y in 0..4.min(img.height()) {
+                    for x in 0..4.min(img.width()) {
+                        img.put_pixel(x, y, image::Rgb([v, 255 - v, v / 2]));
+                    }
+                }
+                img.save(&file)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+            }
+        }
+        _ => bail!("usage: bench_mutate relabel ROOT FROM TO N | repaint ROOT DIR N SEED"),
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! The integration-test binary: one module per feature. See tests/README.md.
+
+mod common;
+
+mod cifar_binary;
+mod cli;
+mod demo;
+mod folder_layouts;
+mod incremental;
+mod unreadable;
