@@ -42,7 +42,10 @@ fn main() -> Result<()> {
             let root = Path::new(&args[2]);
             let n: usize = args[4].parse()?;
             let seed: u32 = args[5].parse()?;
-            for (i, file) in first_files(&root.join(&args[3]), n)?.into_iter().enumerate() {
+            for (i, file) in first_files(&root.join(&args[3]), n)?
+                .into_iter()
+                .enumerate()
+            {
                 let mut img = image::open(&file)
                     .with_context(|| format!("cannot decode {}", file.display()))?
                     .into_rgb8();

@@ -347,8 +347,9 @@ mod tests {
             panic!("expected an image");
         };
         assert_eq!((d.width, d.height, d.format.as_str()), (4, 2, "png"));
-        // red = x: 0+1+2+3 per row, two rows
-        assert_eq!(d.channel_sum, [12, 2 * 0 + 4 * 1, 7 * 8]);
+        // red = x: 0+1+2+3 per row, two rows; green = y: four pixels at 0, four at 1;
+        // blue = 7 everywhere.
+        assert_eq!(d.channel_sum, [12, 4, 56]);
         assert_eq!(d.thumb.dimensions(), (4, 2));
     }
 

@@ -29,7 +29,7 @@ use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
 use image::imageops::{self, FilterType as ResizeFilter};
 use image::{ExtendedColorType, GrayImage, ImageEncoder, Rgb, RgbImage};
 use rand::seq::SliceRandom;
-use rand::{RngExt, SeedableRng};
+use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -239,6 +239,17 @@ struct Dataset {
 /// what was planted in it.
 pub fn generate(dir: &Path, seed: u64) -> Result<DemoTruth> {
     ensure_empty_or_absent(dir)?;
+    let (files, truth) = build(seed)?;
+    write_files(dir, &files)?;
+    Ok(truth)
+}
+
+/// Every file of the dataset as its relative path and bytes, sorted by path.
+type Files = Vec<(String, Vec<u8>)>;
+
+/// The whole dataset in memory, and its truth. Kept apart from writing so that tests can check
+/// determinism without touching disk.
+fn build(seed: u64) -> Result<(Files, DemoTruth)> {
     let mut dataset = Dataset {
         rng: ChaCha8Rng::seed_from_u64(seed),
         files: Vec::new(),
@@ -257,8 +268,11 @@ pub fn generate(dir: &Path, seed: u64) -> Result<DemoTruth> {
     dataset.plant_unreadable()?;
     dataset.plant_non_images(seed);
     let paths = dataset.assign_paths();
-    write_files(dir, &dataset.files, &paths)?;
-    Ok(dataset.truth(seed, &paths))
+    let truth = dataset.truth(seed, &paths);
+    let bytes = dataset.files.into_iter().map(|file| file.bytes);
+    let mut files: Files = paths.into_iter().zip(bytes).collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((files, truth))
 }
 
 fn ensure_empty_or_absent(dir: &Path) -> Result<()> {
@@ -634,19 +648,16 @@ fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
 /// Plain writes, not `fsutil::write_atomic`: a temporary file and a rename per image would double
 /// the cost of the demo, and buy nothing, since a half-written folder is never trusted (the
 /// caller records the truth only after `generate` returns, and regenerates without it).
-fn write_files(dir: &Path, files: &[File], paths: &[String]) -> Result<()> {
-    let mut order: Vec<usize> = (0..files.len()).collect();
-    order.sort_by(|&a, &b| paths[a].cmp(&paths[b]));
+fn write_files(dir: &Path, files: &Files) -> Result<()> {
     let mut folder_made: Option<&str> = None;
-    for id in order {
-        let path = dir.join(&paths[id]);
-        let folder = paths[id].rsplit_once('/').map_or("", |(folder, _)| folder);
+    for (relative, bytes) in files {
+        let folder = relative.rsplit_once('/').map_or("", |(folder, _)| folder);
         if folder_made != Some(folder) {
             crate::fsutil::create_dir_all(&dir.join(folder))?;
             folder_made = Some(folder);
         }
-        fs::write(&path, &files[id].bytes)
-            .with_context(|| format!("could not write {}", path.display()))?;
+        let path = dir.join(relative);
+        fs::write(&path, bytes).with_context(|| format!("could not write {}", path.display()))?;
     }
     Ok(())
 }
@@ -855,7 +866,7 @@ impl Shape {
     fn contains(&self, u: f32, v: f32) -> bool {
         match *self {
             Shape::Disc { cx, cy, radius } => {
-                (u - cx).powi(2) + (v - cy).powi(2) <= radius * radius
+                (u - cx) * (u - cx) + (v - cy) * (v - cy) <= radius * radius
             }
             Shape::Ring {
                 cx,
@@ -863,7 +874,7 @@ impl Shape {
                 outer,
                 inner,
             } => {
-                let d2 = (u - cx).powi(2) + (v - cy).powi(2);
+                let d2 = (u - cx) * (u - cx) + (v - cy) * (v - cy);
                 d2 <= outer * outer && d2 >= inner * inner
             }
             Shape::Square {
@@ -880,12 +891,12 @@ impl Shape {
                 let side = |(ax, ay): (f32, f32), (bx, by): (f32, f32)| {
                     (bx - ax) * (v - ay) - (by - ay) * (u - ax)
                 };
-                let s = [
+                let (a, b, c) = (
                     side(corners[0], corners[1]),
                     side(corners[1], corners[2]),
                     side(corners[2], corners[0]),
-                ];
-                s.iter().all(|&x| x >= 0.0) || s.iter().all(|&x| x <= 0.0)
+                );
+                (a >= 0.0 && b >= 0.0 && c >= 0.0) || (a <= 0.0 && b <= 0.0 && c <= 0.0)
             }
             Shape::Stripes {
                 nx,
@@ -937,7 +948,25 @@ struct Scene {
     shapes: Vec<(Shape, [f32; 3])>,
 }
 
+impl Light {
+    /// Multiplier of the scene's colours at (u, v).
+    fn at(&self, u: f32, v: f32) -> f32 {
+        let distance2 = (u - self.cx) * (u - self.cx) + (v - self.cy) * (v - self.cy);
+        1.0 - self.strength + self.strength / (1.0 + distance2 / (self.radius * self.radius))
+    }
+}
+
 impl Scene {
+    /// The colour of the topmost shape covering (u, v), if any.
+    fn shape_colour_at(&self, u: f32, v: f32) -> Option<[f32; 3]> {
+        for (shape, colour) in self.shapes.iter().rev() {
+            if shape.contains(u, v) {
+                return Some(*colour);
+            }
+        }
+        None
+    }
+
     fn mottle_at(&self, u: f32, v: f32) -> f32 {
         let (gu, gv) = (u / MOTTLE_CELL, v / MOTTLE_CELL);
         let last = MOTTLE_GRID - 2;
@@ -1068,37 +1097,38 @@ fn scene(rng: &mut ChaCha8Rng, class: usize) -> Scene {
 
 /// Renders with 2x2 supersampling (soft edges, like a photographed object) and adds noise, so
 /// that no two images are pixel-alike even when their geometry happens to be.
+///
+/// Plain loops and one bulk draw of noise bytes: this is the only hot loop of the demo, and
+/// tests and `aldente demo` in a debug build run it unoptimised.
 fn render(rng: &mut ChaCha8Rng, scene: &Scene, width: u32, height: u32) -> RgbImage {
+    const SUBSAMPLES: [(f32, f32); 4] = [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)];
     let (scale_u, scale_v) = (DESIGN / width as f32, DESIGN / height as f32);
+    let mut noise = vec![0u8; width as usize * height as usize * 3];
+    rng.fill_bytes(&mut noise);
     let mut image = RgbImage::new(width, height);
-    for (x, y, pixel) in image.enumerate_pixels_mut() {
-        let mut sum = [0f32; 3];
-        for (sx, sy) in [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)] {
-            let u = (x as f32 + sx) * scale_u;
-            let v = (y as f32 + sy) * scale_v;
-            let covering = scene
-                .shapes
-                .iter()
-                .rev()
-                .find(|(shape, _)| shape.contains(u, v));
-            let colour = match covering {
-                Some((_, colour)) => *colour,
-                None => {
-                    let lift = scene.mottle_at(u, v);
-                    scene.background.map(|c| c + lift)
-                }
-            };
-            let light = &scene.light;
-            let distance2 = (u - light.cx).powi(2) + (v - light.cy).powi(2);
-            let lit = 1.0 - light.strength
-                + light.strength / (1.0 + distance2 / (light.radius * light.radius));
-            for (total, c) in sum.iter_mut().zip(colour) {
-                *total += c * lit;
+    let channels: &mut [u8] = &mut image;
+    let mut i = 0;
+    for y in 0..height {
+        for x in 0..width {
+            // Light and mottle vary slowly, so the pixel centre stands for all four samples.
+            let (centre_u, centre_v) = ((x as f32 + 0.5) * scale_u, (y as f32 + 0.5) * scale_v);
+            let lit = scene.light.at(centre_u, centre_v) / 4.0 * 255.0;
+            let lift = scene.mottle_at(centre_u, centre_v);
+            let [r, g, b] = scene.background;
+            let backdrop = [r + lift, g + lift, b + lift];
+            let mut sum = [0f32; 3];
+            for (sx, sy) in SUBSAMPLES {
+                let (u, v) = ((x as f32 + sx) * scale_u, (y as f32 + sy) * scale_v);
+                let [r, g, b] = scene.shape_colour_at(u, v).unwrap_or(backdrop);
+                sum = [sum[0] + r, sum[1] + g, sum[2] + b];
             }
-        }
-        for (channel, total) in pixel.0.iter_mut().zip(sum) {
-            let level = (total / 4.0 * 255.0).round() as i32 + rng.random_range(-NOISE..=NOISE);
-            *channel = level.clamp(0, 255) as u8;
+            for total in sum {
+                // Uniform in -NOISE..=NOISE, but for -NOISE coming up once more in 256 draws.
+                let jitter = i32::from(noise[i]) % (2 * NOISE + 1) - NOISE;
+                let level = (total * lit).round() as i32 + jitter;
+                channels[i] = level.clamp(0, 255) as u8;
+                i += 1;
+            }
         }
     }
     image
@@ -1190,11 +1220,9 @@ mod tests {
         })
     }
 
-    fn generate_afresh(seed: u64) -> (DemoTruth, BTreeMap<String, Vec<u8>>) {
-        let temp = tempfile::tempdir().expect("creating a temp dir");
-        let dir = temp.path().join("demo");
-        let truth = generate(&dir, seed).expect("generating the demo");
-        (truth, read_tree(&dir))
+    fn build_in_memory(seed: u64) -> (DemoTruth, BTreeMap<String, Vec<u8>>) {
+        let (files, truth) = build(seed).expect("building the demo");
+        (truth, files.into_iter().collect())
     }
 
     /// Every file under `dir`, by relative `/`-separated path.
@@ -1350,18 +1378,19 @@ mod tests {
 
     #[test]
     fn same_seed_gives_identical_files_and_truth() {
-        let (truth, files) = generate_afresh(FIXTURE_SEED);
+        // The fixture was written to disk and read back, so this also checks that `generate`
+        // writes exactly what `build` made, no more files and no fewer.
+        let (truth, files) = build_in_memory(FIXTURE_SEED);
         assert_eq!(truth, fixture().truth);
-        // Whole trees, so a file written by one run only is caught too.
         assert!(
             files == fixture().files,
-            "the same seed wrote different files"
+            "the same seed made different files"
         );
     }
 
     #[test]
     fn different_seed_gives_different_files() {
-        let (truth, files) = generate_afresh(FIXTURE_SEED + 1);
+        let (truth, files) = build_in_memory(FIXTURE_SEED + 1);
         assert_ne!(truth, fixture().truth);
         let same = files
             .iter()

@@ -23,9 +23,7 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_128};
 use crate::cache::statcache::{CachedUnit, StatCache, StatEntry};
 use crate::cache::{Cache, FingerprintInputs, fingerprint::FolderSummary};
 use crate::config::IngestConfig;
-use crate::dataset::{
-    self, DatasetKind, Discovery, FileNote, FileRole, SPLIT_NAMES, UnitEncoding,
-};
+use crate::dataset::{self, DatasetKind, Discovery, FileNote, FileRole, SPLIT_NAMES, UnitEncoding};
 use crate::decode::{self, DecodeOptions, Outcome};
 use crate::progress::Progress;
 
@@ -168,6 +166,9 @@ pub struct Scan {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct IngestCounts {
     pub files: usize,
+    /// Files read and hashed because the stat cache could not vouch for them. A file that
+    /// then needs decoding is read once more (decoding is deferred until the fingerprint
+    /// says ingest is stale; re-reading one file costs far less than decoding it).
     pub files_read: usize,
     pub units: usize,
     pub decoded: usize,
@@ -406,7 +407,6 @@ pub fn build(
     }
     let to_decode: usize = needed.values().map(Vec::len).sum();
     let bar = progress.bar(to_decode as u64, "decode");
-    let files_read = AtomicUsize::new(0);
     let decoded: Vec<(usize, Outcome)> = needed
         .par_iter()
         .flat_map_iter(|(&file_index, unit_ids)| {
@@ -417,7 +417,6 @@ pub fn build(
                     .map(|&i| (i, Outcome::Unreadable(format!("could not be read: {err}"))))
                     .collect(),
                 Ok(bytes) => {
-                    files_read.fetch_add(1, Ordering::Relaxed);
                     let (units, _) = dataset::units_of(file, &bytes, &scan.discovery);
                     unit_ids
                         .iter()
@@ -550,7 +549,7 @@ pub fn build(
     let splits = split_list(&images, &rejected);
     let counts = IngestCounts {
         files: scan.discovery.files.len(),
-        files_read: scan.files_read + files_read.into_inner(),
+        files_read: scan.files_read,
         units: scan.units.len(),
         decoded: decoded_now,
         reused,

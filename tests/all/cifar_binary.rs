@@ -31,7 +31,10 @@ fn cifar10_batches_are_read_with_labels_splits_and_names() {
     let report = fx.report(&[]).report_json();
     let dataset = &report["dataset"];
     assert_eq!(dataset["images"], 9);
-    assert_eq!(dataset["splits"], serde_json::json!({"train": 6, "test": 3}));
+    assert_eq!(
+        dataset["splits"],
+        serde_json::json!({"train": 6, "test": 3})
+    );
     assert_eq!(dataset["class_counts"]["automobile"], 3);
     assert_eq!(dataset["class_split_counts"]["bird"]["test"], 1);
     assert_eq!(dataset["classes"].as_array().unwrap().len(), 10);

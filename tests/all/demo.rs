@@ -8,7 +8,11 @@ use crate::common::{Fixture, read_json, run_in};
 fn demo_reports_every_planted_file_problem() {
     let fx = Fixture::new();
     let out = fx.dir.path().join("demo-out");
-    let args = vec!["demo".to_string(), "--out".into(), out.display().to_string()];
+    let args = vec![
+        "demo".to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
     let run = run_in(fx.dir.path(), &args, &out);
     assert!(run.output.status.success(), "{}", run.stderr());
     let truth = read_json(&out.join("demo-truth.json"));

@@ -18,8 +18,14 @@ fn split_layout_counts_per_class_and_split() {
     let dataset = &report["dataset"];
     assert_eq!(dataset["images"], 7);
     assert_eq!(dataset["classes"], serde_json::json!(["cat", "dog"]));
-    assert_eq!(dataset["splits"], serde_json::json!({"train": 5, "test": 2}));
-    assert_eq!(dataset["class_counts"], serde_json::json!({"cat": 4, "dog": 3}));
+    assert_eq!(
+        dataset["splits"],
+        serde_json::json!({"train": 5, "test": 2})
+    );
+    assert_eq!(
+        dataset["class_counts"],
+        serde_json::json!({"cat": 4, "dog": 3})
+    );
     assert_eq!(dataset["class_split_counts"]["dog"]["train"], 2);
     assert_eq!(report["schema_version"], 1);
     // Paths are relative with forward slashes.
@@ -62,7 +68,10 @@ fn normalisation_constants_match_an_independent_computation() {
         let std = (sumsq[c] / n - mean * mean).sqrt();
         let got_mean = report["statistics"]["mean"][c].as_f64().unwrap();
         let got_std = report["statistics"]["std"][c].as_f64().unwrap();
-        assert!((got_mean - mean).abs() < 1e-9, "mean[{c}] {got_mean} vs {mean}");
+        assert!(
+            (got_mean - mean).abs() < 1e-9,
+            "mean[{c}] {got_mean} vs {mean}"
+        );
         assert!((got_std - std).abs() < 1e-9, "std[{c}] {got_std} vs {std}");
     }
 }
@@ -93,7 +102,10 @@ fn class_names_are_escaped_in_the_html() {
     fx.png("a&b \"q\"/b.png", 2);
     let run = fx.report(&[]);
     let html = run.html();
-    assert!(!html.contains("<script>alert(1)"), "unescaped class name in report.html");
+    assert!(
+        !html.contains("<script>alert(1)"),
+        "unescaped class name in report.html"
+    );
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(html.contains("a&amp;b"));
 }
@@ -114,7 +126,10 @@ fn output_folder_inside_the_dataset_is_not_scanned() {
         let run = crate::common::run_in(fx.dir.path(), &args, &out);
         assert!(run.output.status.success(), "{}", run.stderr());
         let report = run.report_json();
-        assert_eq!(report["dataset"]["classes"], serde_json::json!(["cat", "dog"]));
+        assert_eq!(
+            report["dataset"]["classes"],
+            serde_json::json!(["cat", "dog"])
+        );
         assert_eq!(report["dataset"]["images"], 2);
     }
 }

@@ -69,7 +69,11 @@ fn touching_a_file_without_changing_it_keeps_every_stage_fresh() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, bytes).unwrap();
     let run = fx.report(&[]);
-    assert_eq!(run.ingest_count("files_read"), 1, "the touched file is read again");
+    assert_eq!(
+        run.ingest_count("files_read"),
+        1,
+        "the touched file is read again"
+    );
     assert_eq!(run.reran(), Vec::<String>::new());
 }
 
@@ -78,10 +82,17 @@ fn a_setting_change_reruns_exactly_the_stages_that_read_it() {
     let fx = Fixture::new();
     dataset(&fx);
     fx.report(&[]);
-    std::fs::write(fx.dir.path().join("aldente.toml"), "[sample]\nper_class = 2\n").unwrap();
+    std::fs::write(
+        fx.dir.path().join("aldente.toml"),
+        "[sample]\nper_class = 2\n",
+    )
+    .unwrap();
     let run = fx.report(&[]);
     assert_eq!(run.reran(), strings(&["sample", "render"]));
-    let why = run.run_log()["stages"][1]["reason"].as_str().unwrap().to_string();
+    let why = run.run_log()["stages"][1]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(why, "sample.per_class changed 48 → 2");
     assert_eq!(run.decoded(), 0);
 }
@@ -108,7 +119,10 @@ fn truncated_cache_file_leads_to_a_recompute_not_a_crash() {
     std::fs::write(&table, &bytes[..bytes.len() / 2]).unwrap();
     let run = fx.report(&[]);
     assert!(run.reran().contains(&"ingest".to_string()));
-    let reason = run.run_log()["stages"][0]["reason"].as_str().unwrap().to_string();
+    let reason = run.run_log()["stages"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(reason.contains("damaged"), "{reason}");
     assert_eq!(run.report_json()["dataset"], first["dataset"]);
     assert_eq!(run.report_json()["statistics"], first["statistics"]);
@@ -127,7 +141,11 @@ fn damaged_downstream_artifact_is_recomputed() {
     let run = fx.report(&[]);
     let log = run.run_log();
     assert!(
-        log["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("statistics")),
+        log["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("statistics")),
         "{log}"
     );
     assert_eq!(run.report_json()["statistics"], first["statistics"]);
