@@ -11,10 +11,11 @@
 //! by chance.
 //!
 //! Invariants:
-//! - Determinism: the same seed gives byte-identical files on a given machine. Everything random
-//!   comes from one `ChaCha8Rng` consumed in a fixed order, files are named and written in a fixed
-//!   order, no hash-map order is ever observed, and the drawing code uses only arithmetic and
-//!   `sqrt` (no trigonometry), whose results IEEE 754 fixes exactly.
+//! - Determinism: the same seed gives byte-identical files. Everything random comes from one
+//!   `ChaCha8Rng` consumed in a fixed order, files are named and written in a fixed order, and
+//!   no hash-map order is ever observed. The drawing code also keeps to arithmetic and `sqrt`,
+//!   whose results IEEE 754 fixes exactly, so that other platforms very likely agree too; only
+//!   the blurred plants go through a platform `exp` (in `image`'s gaussian kernel).
 //! - Bump [`DEMO_VERSION`] whenever the output for a given seed changes, so that a cached demo
 //!   folder is regenerated.
 //! - It never writes outside `dir`: every path is `dir` joined with a split, a class name from
@@ -463,7 +464,7 @@ impl Dataset {
             let mut classes: Vec<usize> = (0..CLASSES.len()).collect();
             classes.shuffle(&mut self.rng);
             for (i, &class) in classes[..count].iter().enumerate() {
-                // One of each set goes to test, so the extremes are not a train-only story.
+                // The fourth of a set goes to test, so the extremes are not a train-only story.
                 let split = if i == 3 { Split::Test } else { Split::Train };
                 let bytes = match extreme {
                     Extreme::Dark => {
@@ -562,10 +563,10 @@ impl Dataset {
     /// ordinary ones instead of at the end, and returns each file's relative path.
     fn assign_paths(&mut self) -> Vec<String> {
         let mut paths = vec![String::new(); self.files.len()];
-        let split_level = std::iter::once(None);
-        let folders = split_level.chain((0..CLASSES.len()).map(Some));
-        for (split, class) in
-            folders.flat_map(|class| [(Split::Train, class), (Split::Test, class)])
+        // `None` is the split folder itself, where README.txt sits.
+        let folders = std::iter::once(None).chain((0..CLASSES.len()).map(Some));
+        for (class, split) in
+            folders.flat_map(|class| [(class, Split::Train), (class, Split::Test)])
         {
             let mut folder: Vec<usize> = (0..self.files.len())
                 .filter(|&id| self.files[id].split == split && self.files[id].class == class)
@@ -992,7 +993,7 @@ fn scene(rng: &mut ChaCha8Rng, class: usize) -> Scene {
     };
     let background = hsv_to_rgb(
         rng.random_range(0.0..360.0),
-        rng.random_range(0.0..0.2),
+        rng.random_range(0.0..0.1),
         value,
     );
     let mut mottle = [[0.0; MOTTLE_GRID]; MOTTLE_GRID];
@@ -1009,7 +1010,7 @@ fn scene(rng: &mut ChaCha8Rng, class: usize) -> Scene {
     match CLASSES[class] {
         "circles" => {
             for _ in 0..rng.random_range(1..=3) {
-                let radius = rng.random_range(3.5..9.0);
+                let radius = rng.random_range(4.5..9.5);
                 let shape = Shape::Disc {
                     cx: rng.random_range(3.0..29.0),
                     cy: rng.random_range(3.0..29.0),
@@ -1036,7 +1037,7 @@ fn scene(rng: &mut ChaCha8Rng, class: usize) -> Scene {
                 let shape = Shape::Square {
                     cx: rng.random_range(4.0..28.0),
                     cy: rng.random_range(4.0..28.0),
-                    half: rng.random_range(3.0..8.0),
+                    half: rng.random_range(3.5..8.0),
                     cos,
                     sin,
                 };
@@ -1305,8 +1306,8 @@ mod tests {
     fn brightness_measures(image: &DynamicImage) -> [f32; 4] {
         let rgb = image.to_rgb8();
         let mut sums = [0f32; 4];
-        for pixel in rgb.pixels() {
-            let [r, g, b] = pixel.0.map(f32::from);
+        for pixel in rgb.as_raw().chunks_exact(3) {
+            let [r, g, b] = [0, 1, 2].map(|c| f32::from(pixel[c]));
             sums[0] += (r + g + b) / 3.0;
             sums[1] += 0.299 * r + 0.587 * g + 0.114 * b;
             sums[2] += r.max(g).max(b);
@@ -1315,17 +1316,22 @@ mod tests {
         sums.map(|sum| sum / rgb.pixels().len() as f32 / 255.0)
     }
 
+    /// Luma as floats, row by row, and the row length. Tests run unoptimised in debug builds,
+    /// where per-pixel accessors of `image` are slow, hence flat slices.
+    fn luma_values(image: &DynamicImage) -> (Vec<f32>, usize) {
+        let luma = image.to_luma8();
+        let width = luma.width() as usize;
+        (luma.into_raw().into_iter().map(f32::from).collect(), width)
+    }
+
     /// Variance of the 4-neighbour Laplacian of luma, the usual blur measure.
     fn laplacian_variance(image: &DynamicImage) -> f32 {
-        let luma = image.to_luma8();
-        let (width, height) = luma.dimensions();
-        let at = |x: u32, y: u32| f32::from(luma.get_pixel(x, y).0[0]);
+        let (luma, width) = luma_values(image);
         let mut responses = Vec::new();
-        for y in 1..height - 1 {
-            for x in 1..width - 1 {
-                responses.push(
-                    4.0 * at(x, y) - at(x - 1, y) - at(x + 1, y) - at(x, y - 1) - at(x, y + 1),
-                );
+        for i in width + 1..luma.len() - width - 1 {
+            if i % width != 0 && i % width != width - 1 {
+                let around = luma[i - 1] + luma[i + 1] + luma[i - width] + luma[i + width];
+                responses.push(4.0 * luma[i] - around);
             }
         }
         let mean = responses.iter().sum::<f32>() / responses.len() as f32;
@@ -1337,8 +1343,8 @@ mod tests {
     fn simple_features(image: &DynamicImage) -> Vec<f32> {
         let rgb = image.to_rgb8();
         let mut hues = vec![0f32; 12];
-        for pixel in rgb.pixels() {
-            let [r, g, b] = pixel.0.map(|c| f32::from(c) / 255.0);
+        for pixel in rgb.as_raw().chunks_exact(3) {
+            let [r, g, b] = [0, 1, 2].map(|c| f32::from(pixel[c]) / 255.0);
             let (max, min) = (r.max(g).max(b), r.min(g).min(b));
             let chroma = max - min;
             if chroma < 1e-3 {
@@ -1353,19 +1359,18 @@ mod tests {
             };
             hues[((sector * 2.0) as usize).min(11)] += chroma;
         }
-        let luma = image.to_luma8();
-        let (width, height) = luma.dimensions();
-        let at = |x: u32, y: u32| f32::from(luma.get_pixel(x, y).0[0]);
+        let (luma, width) = luma_values(image);
         let mut orientations = vec![0f32; 8];
-        for y in 1..height - 1 {
-            for x in 1..width - 1 {
-                let (gx, gy) = (at(x + 1, y) - at(x - 1, y), at(x, y + 1) - at(x, y - 1));
-                let magnitude = (gx * gx + gy * gy).sqrt();
-                if magnitude > 20.0 {
-                    let angle = gy.atan2(gx).rem_euclid(std::f32::consts::PI);
-                    let bin = (angle / std::f32::consts::PI * 8.0) as usize;
-                    orientations[bin.min(7)] += magnitude;
-                }
+        for i in width + 1..luma.len() - width - 1 {
+            if i % width == 0 || i % width == width - 1 {
+                continue;
+            }
+            let (gx, gy) = (luma[i + 1] - luma[i - 1], luma[i + width] - luma[i - width]);
+            let magnitude = (gx * gx + gy * gy).sqrt();
+            if magnitude > 20.0 {
+                let angle = gy.atan2(gx).rem_euclid(std::f32::consts::PI);
+                let bin = (angle / std::f32::consts::PI * 8.0) as usize;
+                orientations[bin.min(7)] += magnitude;
             }
         }
         for histogram in [&mut hues, &mut orientations] {
@@ -1678,14 +1683,14 @@ mod tests {
             .iter()
             .map(|(path, _)| *path)
             .filter(|path| !planted.contains(*path))
-            .step_by(7)
+            .step_by(13)
             .collect();
         let right = ordinary
             .iter()
             .filter(|path| vote(path) == class_of(path))
             .count();
         assert!(
-            right * 100 >= ordinary.len() * 95,
+            right * 100 >= ordinary.len() * 98,
             "a 5-NN on simple features gets only {right} of {} ordinary images right",
             ordinary.len()
         );
@@ -1694,9 +1699,10 @@ mod tests {
             .iter()
             .filter(|m| vote(&m.path) == m.true_label)
             .count();
-        assert!(
-            caught >= 12,
-            "only {caught} mislabelled images look like their true class"
+        assert_eq!(
+            caught,
+            truth.mislabelled.len(),
+            "some mislabelled images do not look like their true class"
         );
     }
 
@@ -1712,23 +1718,37 @@ mod tests {
             a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).sum::<u32>() as f32 / a.len() as f32
         };
         let planted = planted_paths(truth);
-        let mut ordinary: Vec<(f32, &String, Vec<i32>)> = images
+        let mut ordinary: Vec<([f32; 3], &String, Vec<i32>)> = images
             .keys()
             .filter(|path| !planted.contains(*path))
             .map(|path| {
                 let pixels = thumbnail(path);
-                let mean = pixels.iter().sum::<i32>() as f32 / pixels.len() as f32;
-                (mean, path, pixels)
+                let mut means = [0f32; 3];
+                for rgb in pixels.chunks_exact(3) {
+                    for c in 0..3 {
+                        means[c] += rgb[c] as f32 / 64.0;
+                    }
+                }
+                (means, path, pixels)
             })
             .collect();
-        // Two thumbnails differ by at least the difference of their means, so sorting by mean
-        // bounds the pairs worth comparing.
-        ordinary.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // The distance of two thumbnails is at least the mean over channels of the difference
+        // of their channel means, which prunes nearly all pairs cheaply: sort by overall mean
+        // and compare only neighbours.
+        let overall = |means: &[f32; 3]| means.iter().sum::<f32>() / 3.0;
+        ordinary.sort_by(|a, b| overall(&a.0).total_cmp(&overall(&b.0)));
         let limit = 5.0;
-        for (i, (mean, path, pixels)) in ordinary.iter().enumerate() {
-            for (other_mean, other_path, other_pixels) in &ordinary[i + 1..] {
-                if other_mean - mean >= limit {
+        for (i, (means, path, pixels)) in ordinary.iter().enumerate() {
+            for (other_means, other_path, other_pixels) in &ordinary[i + 1..] {
+                if overall(other_means) - overall(means) >= limit {
                     break;
+                }
+                let bound = (0..3)
+                    .map(|c| (means[c] - other_means[c]).abs())
+                    .sum::<f32>()
+                    / 3.0;
+                if bound >= limit {
+                    continue;
                 }
                 let d = distance(pixels, other_pixels);
                 assert!(

@@ -10,6 +10,7 @@
 //! files outside any class folder, walk errors (unreadable folders, symlink loops).
 
 use std::path::{Component, Path};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
@@ -57,6 +58,7 @@ pub fn discover_with(
     let walker = WalkDir::new(root)
         .follow_links(follow_symlinks)
         .min_depth(1);
+    let mut names = Interner::default();
     let mut it = walker.into_iter();
     while let Some(entry) = it.next() {
         let entry = match entry {
@@ -129,7 +131,7 @@ pub fn discover_with(
             });
             continue;
         }
-        let role = match role_of(rel, has_splits) {
+        let role = match role_of(rel, has_splits, &mut names) {
             Ok(role) => role,
             Err(reason) => {
                 skipped.push(FileNote {
@@ -141,27 +143,24 @@ pub fn discover_with(
         };
         candidates.push((rel_path, entry.into_path(), role));
     }
+    let identities = stat_all(&candidates);
     let stats: Vec<Result<SourceFile, FileNote>> = candidates
-        .into_par_iter()
-        .map(
-            |(rel_path, abs_path, role)| match std::fs::metadata(&abs_path) {
-                Ok(meta) => {
-                    let (size, mtime_ns, ino) = stat_identity(&meta);
-                    Ok(SourceFile {
-                        rel_path,
-                        abs_path,
-                        size,
-                        mtime_ns,
-                        ino,
-                        role,
-                    })
-                }
-                Err(err) => Err(FileNote {
-                    path: rel_path,
-                    reason: format!("could not be read: {err}"),
-                }),
-            },
-        )
+        .into_iter()
+        .zip(identities)
+        .map(|((rel_path, abs_path, role), identity)| match identity {
+            Ok((size, mtime_ns, ino)) => Ok(SourceFile {
+                rel_path,
+                abs_path,
+                size,
+                mtime_ns,
+                ino,
+                role,
+            }),
+            Err(err) => Err(FileNote {
+                path: rel_path,
+                reason: format!("could not be read: {err}"),
+            }),
+        })
         .collect();
     let mut files = Vec::with_capacity(stats.len());
     for stat in stats {
@@ -180,14 +179,99 @@ pub fn discover_with(
     })
 }
 
+type Identity = std::io::Result<(u64, i128, u64)>;
+
+/// Size, mtime and inode of every candidate, in parallel. Files are stat'ed relative to an
+/// open handle on their folder (`fstatat`), which skips resolving the whole path again for
+/// each file: on CIFAR-10 this halved the cost of a warm rerun's 60,000 stats.
+fn stat_all(candidates: &[(String, std::path::PathBuf, FileRole)]) -> Vec<Identity> {
+    // Runs of files in the same folder, cut into chunks small enough to share the work.
+    const CHUNK: usize = 1024;
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0;
+    for i in 1..=candidates.len() {
+        let boundary = i == candidates.len()
+            || i - start >= CHUNK
+            || candidates[i].1.parent() != candidates[start].1.parent();
+        if boundary {
+            runs.push(start..i);
+            start = i;
+        }
+    }
+    let per_run: Vec<Vec<Identity>> = runs
+        .into_par_iter()
+        .map(|run| stat_run(&candidates[run]))
+        .collect();
+    per_run.into_iter().flatten().collect()
+}
+
+#[cfg(unix)]
+fn stat_run(files: &[(String, std::path::PathBuf, FileRole)]) -> Vec<Identity> {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    let Some(folder) = files.first().and_then(|f| f.1.parent()) else {
+        return Vec::new();
+    };
+    let Ok(dir) = rustix::fs::open(
+        folder,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        // Fall back to full paths; errors are then reported per file.
+        return files.iter().map(|f| stat_path(&f.1)).collect();
+    };
+    files
+        .iter()
+        .map(|(_, path, _)| {
+            let Some(name) = path.file_name() else {
+                return stat_path(path);
+            };
+            // Follows symbolic links, like fs::metadata.
+            match rustix::fs::statat(&dir, name, AtFlags::empty()) {
+                Ok(st) => Ok((
+                    st.st_size as u64,
+                    i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
+                    st.st_ino,
+                )),
+                Err(err) => Err(std::io::Error::from(err)),
+            }
+        })
+        .collect()
+}
+
+#[cfg(not(unix))]
+fn stat_run(files: &[(String, std::path::PathBuf, FileRole)]) -> Vec<Identity> {
+    files.iter().map(|f| stat_path(&f.1)).collect()
+}
+
+fn stat_path(path: &Path) -> Identity {
+    std::fs::metadata(path).map(|meta| stat_identity(&meta))
+}
+
+/// Hands out one shared string per distinct class or split name.
+#[derive(Default)]
+struct Interner(std::collections::HashMap<String, Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(name) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.0.insert(name.to_string(), shared.clone());
+        shared
+    }
+}
+
 /// The split and label a file gets from the folders it sits in, or why it gets none.
-fn role_of(rel: &Path, has_splits: bool) -> Result<FileRole, String> {
-    let parts: Vec<String> = rel
+fn role_of(rel: &Path, has_splits: bool, names: &mut Interner) -> Result<FileRole, String> {
+    // Only the first three components matter (split, class, and whether there is more).
+    let parts: Vec<std::borrow::Cow<str>> = rel
         .components()
         .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            Component::Normal(s) => Some(s.to_string_lossy()),
             _ => None,
         })
+        .take(3)
         .collect();
     if has_splits {
         match parts.len() {
@@ -204,8 +288,8 @@ fn role_of(rel: &Path, has_splits: bool) -> Result<FileRole, String> {
                     ));
                 }
                 Ok(FileRole::Image {
-                    split: Some(parts[0].clone()),
-                    label: parts[1].clone(),
+                    split: Some(names.get(&parts[0])),
+                    label: names.get(&parts[1]),
                 })
             }
         }
@@ -214,7 +298,7 @@ fn role_of(rel: &Path, has_splits: bool) -> Result<FileRole, String> {
             0 | 1 => Err("not inside a class folder (files must sit in <class>/)".into()),
             _ => Ok(FileRole::Image {
                 split: None,
-                label: parts[0].clone(),
+                label: names.get(&parts[0]),
             }),
         }
     }
@@ -282,15 +366,15 @@ mod tests {
                 (
                     "Test/dog/b.png",
                     FileRole::Image {
-                        split: Some("Test".into()),
-                        label: "dog".into()
+                        split: Some(Arc::from("Test")),
+                        label: Arc::from("dog")
                     }
                 ),
                 (
                     "train/cat/a.jpg",
                     FileRole::Image {
-                        split: Some("train".into()),
-                        label: "cat".into()
+                        split: Some(Arc::from("train")),
+                        label: Arc::from("cat")
                     }
                 ),
             ]
@@ -311,7 +395,7 @@ mod tests {
             found.files[0].role,
             FileRole::Image {
                 split: None,
-                label: "cat".into()
+                label: Arc::from("cat")
             }
         );
         assert_eq!(found.skipped[0].path, "loose.jpg");

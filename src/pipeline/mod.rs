@@ -240,16 +240,14 @@ pub fn run(settings: &Settings) -> Result<RunLog> {
         max_pixels: config.ingest.max_pixels,
     };
     let cold = force_all || !ingest::has_previous(&cache);
-    let scan = ingest::scan(
+    let mut scan = ingest::scan(
         discovery,
         &old_stat,
         cold.then_some(decode_options),
         &progress,
     );
     let files_read_in_scan = scan.files_read;
-    let stat_changed =
-        files_read_in_scan > 0 || scan.stat_cache.entries.len() != old_stat.entries.len();
-    let new_stat = stat_changed.then(|| scan.stat_cache.clone());
+    let new_stat = scan.stat_cache.take();
     let ingest_inputs = ingest::fingerprint(&scan, &config.ingest);
     let mut ctx = Ctx {
         settings,

@@ -134,19 +134,27 @@ impl Ingested {
     }
 }
 
-/// One unit found by the scan, with its content hash.
+/// One unit found by the scan, with its content hash. Deliberately small and free of
+/// strings for plain image files (their name, label and split are the file's), so a warm
+/// rerun over 60,000 files allocates almost nothing.
 #[derive(Debug, Clone)]
 pub struct ScannedUnit {
-    pub rel_path: String,
-    pub split: Option<String>,
-    pub label: String,
-    pub content_hash: u128,
-    pub size: u64,
-    pub encoding: UnitEncoding,
     /// Index of its source file in the discovery.
     pub file_index: usize,
     /// Position among the units of that file.
     pub unit_index: usize,
+    pub content_hash: u128,
+    pub size: u64,
+    pub encoding: UnitEncoding,
+    /// A unit inside a container (a CIFAR record) has a name and label of its own.
+    pub named: Option<Box<UnitName>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UnitName {
+    pub rel_path: String,
+    pub split: Option<String>,
+    pub label: String,
 }
 
 /// What the scan found: every unit with its content hash, and the files that could not be read.
@@ -158,8 +166,34 @@ pub struct Scan {
     /// Outcomes already decoded during the scan (cold runs decode while the bytes are at
     /// hand), aligned with `units`.
     pub predecoded: Vec<Option<Outcome>>,
-    pub stat_cache: StatCache,
+    /// The stat cache to save, or `None` when it did not change (no file had to be read).
+    pub stat_cache: Option<StatCache>,
     pub files_read: usize,
+}
+
+impl Scan {
+    pub fn path<'a>(&'a self, unit: &'a ScannedUnit) -> &'a str {
+        match &unit.named {
+            Some(name) => &name.rel_path,
+            None => &self.discovery.files[unit.file_index].rel_path,
+        }
+    }
+
+    pub fn label<'a>(&'a self, unit: &'a ScannedUnit) -> &'a str {
+        match (&unit.named, &self.discovery.files[unit.file_index].role) {
+            (Some(name), _) => &name.label,
+            (None, FileRole::Image { label, .. }) => label,
+            (None, FileRole::CifarBatch { .. }) => "",
+        }
+    }
+
+    pub fn split<'a>(&'a self, unit: &'a ScannedUnit) -> Option<&'a str> {
+        match (&unit.named, &self.discovery.files[unit.file_index].role) {
+            (Some(name), _) => name.split.as_deref(),
+            (None, FileRole::Image { split, .. }) => split.as_deref(),
+            (None, FileRole::CifarBatch { split }) => Some(split),
+        }
+    }
 }
 
 /// Counters for the run log and the tests.
@@ -199,55 +233,42 @@ pub fn scan(
     progress: &Progress,
 ) -> Scan {
     let scan_started = now_ns();
-    let index = old_stat.index();
+    let previous = previous_entries(&discovery, old_stat);
     let bar = progress.bar(discovery.files.len() as u64, "ingest");
     let files_read = AtomicUsize::new(0);
 
-    struct FileScan {
-        entry: Option<StatEntry>,
-        units: Vec<(CachedUnit, Option<Outcome>)>,
-        problem: Option<String>,
+    enum FileScan<'a> {
+        /// The stat cache vouches for the file: nothing was read.
+        Trusted(&'a StatEntry),
+        Read {
+            entry: StatEntry,
+            units: Vec<(CachedUnit, Option<Outcome>)>,
+        },
+        Failed(String),
     }
 
     let per_file: Vec<FileScan> = discovery
         .files
         .par_iter()
-        .map(|file| {
+        .enumerate()
+        .map(|(index, file)| {
             bar.inc(1);
-            if let Some(entry) = index.get(file.rel_path.as_str())
+            if let Some(entry) = previous[index]
                 && old_stat.trusts(entry, file.size, file.mtime_ns, file.ino)
             {
-                let units = match &file.role {
-                    FileRole::Image { split, label } => vec![CachedUnit {
-                        rel_path: file.rel_path.clone(),
-                        split: split.clone(),
-                        label: label.clone(),
-                        content_hash: entry.content_hash,
-                        size: file.size,
-                        cifar: false,
-                    }],
-                    FileRole::CifarBatch { .. } => entry.units.clone(),
-                };
-                return FileScan {
-                    entry: Some((*entry).clone()),
-                    units: units.into_iter().map(|u| (u, None)).collect(),
-                    problem: entry.note.clone(),
-                };
+                return FileScan::Trusted(entry);
             }
-            let bytes = match std::fs::read(&file.abs_path) {
+            let bytes = match crate::fsutil::read_sized(&file.abs_path, file.size) {
                 Ok(bytes) => bytes,
                 Err(err) => {
-                    let reason = if err.kind() == std::io::ErrorKind::PermissionDenied {
-                        "could not be read: permission denied (check the file's permissions)"
-                            .to_string()
-                    } else {
-                        format!("could not be read: {err}")
-                    };
-                    return FileScan {
-                        entry: None,
-                        units: Vec::new(),
-                        problem: Some(reason),
-                    };
+                    return FileScan::Failed(
+                        if err.kind() == std::io::ErrorKind::PermissionDenied {
+                            "could not be read: permission denied (check the file's permissions)"
+                                .to_string()
+                        } else {
+                            format!("could not be read: {err}")
+                        },
+                    );
                 }
             };
             files_read.fetch_add(1, Ordering::Relaxed);
@@ -285,82 +306,169 @@ pub fn scan(
                 } else {
                     units.iter().map(|(u, _)| u.clone()).collect()
                 },
-                note: note.clone(),
+                note,
             };
-            FileScan {
-                entry: Some(entry),
-                units,
-                problem: note,
-            }
+            FileScan::Read { entry, units }
         })
         .collect();
     bar.finish_and_clear();
 
-    let mut units = Vec::new();
-    let mut predecoded = Vec::new();
+    let files_read = files_read.into_inner();
+    let unchanged = files_read == 0
+        && per_file.len() == old_stat.entries.len()
+        && per_file.iter().all(|f| matches!(f, FileScan::Trusted(_)));
+    let mut units = Vec::with_capacity(discovery.files.len());
+    let mut predecoded = Vec::with_capacity(discovery.files.len());
     let mut file_problems = Vec::new();
-    let mut entries = Vec::new();
+    let mut entries = Vec::with_capacity(if unchanged { 0 } else { per_file.len() });
     for (file_index, (file, scanned)) in discovery.files.iter().zip(per_file).enumerate() {
-        if let Some(problem) = scanned.problem {
+        let single = matches!(file.role, FileRole::Image { .. });
+        let (cached_units, note) = match scanned {
+            FileScan::Failed(reason) => {
+                file_problems.push(FileNote {
+                    path: file.rel_path.clone(),
+                    reason,
+                });
+                continue;
+            }
+            FileScan::Trusted(entry) => {
+                if !unchanged {
+                    entries.push(entry.clone());
+                }
+                if single {
+                    units.push(ScannedUnit {
+                        file_index,
+                        unit_index: 0,
+                        content_hash: entry.content_hash,
+                        size: file.size,
+                        encoding: UnitEncoding::File,
+                        named: None,
+                    });
+                    predecoded.push(None);
+                    (Vec::new(), entry.note.clone())
+                } else {
+                    let cached = entry.units.iter().map(|u| (u.clone(), None)).collect();
+                    (cached, entry.note.clone())
+                }
+            }
+            FileScan::Read { entry, units } => {
+                let note = entry.note.clone();
+                entries.push(entry);
+                (units, note)
+            }
+        };
+        if let Some(problem) = note {
             file_problems.push(FileNote {
                 path: file.rel_path.clone(),
                 reason: problem,
             });
         }
-        for (unit_index, (unit, outcome)) in scanned.units.into_iter().enumerate() {
+        for (unit_index, (unit, outcome)) in cached_units.into_iter().enumerate() {
+            let encoding = unit.encoding();
             units.push(ScannedUnit {
-                encoding: unit.encoding(),
-                rel_path: unit.rel_path,
-                split: unit.split,
-                label: unit.label,
-                content_hash: unit.content_hash,
-                size: unit.size,
                 file_index,
                 unit_index,
+                content_hash: unit.content_hash,
+                size: unit.size,
+                encoding,
+                named: (!single).then(|| {
+                    Box::new(UnitName {
+                        rel_path: unit.rel_path,
+                        split: unit.split,
+                        label: unit.label,
+                    })
+                }),
             });
             predecoded.push(outcome);
         }
-        entries.extend(scanned.entry);
     }
     Scan {
         discovery,
         units,
         file_problems,
         predecoded,
-        stat_cache: StatCache {
+        stat_cache: (!unchanged).then_some(StatCache {
             scanned_at_ns: scan_started,
             entries,
-        },
-        files_read: files_read.into_inner(),
+        }),
+        files_read,
     }
+}
+
+/// For each discovered file, its entry in the previous stat cache. Both lists are sorted by
+/// path, so a merge finds them without building a hash map over 60,000 paths.
+fn previous_entries<'a>(
+    discovery: &Discovery,
+    old_stat: &'a StatCache,
+) -> Vec<Option<&'a StatEntry>> {
+    let sorted = old_stat
+        .entries
+        .windows(2)
+        .all(|w| w[0].rel_path < w[1].rel_path);
+    if !sorted {
+        let index = old_stat.index();
+        return discovery
+            .files
+            .iter()
+            .map(|f| index.get(f.rel_path.as_str()).copied())
+            .collect();
+    }
+    let mut entries = old_stat.entries.iter().peekable();
+    discovery
+        .files
+        .iter()
+        .map(|file| {
+            while entries
+                .peek()
+                .is_some_and(|e| e.rel_path.as_str() < file.rel_path.as_str())
+            {
+                entries.next();
+            }
+            entries
+                .peek()
+                .filter(|e| e.rel_path == file.rel_path)
+                .copied()
+        })
+        .collect()
 }
 
 /// The ingest fingerprint: config, layout, and per folder the names, labels and content
 /// hashes of its units. Relabelling, adding, removing or changing a file changes it;
 /// touching a file's mtime does not.
 pub fn fingerprint(scan: &Scan, config: &IngestConfig) -> FingerprintInputs {
-    let mut folders: BTreeMap<String, (u64, Xxh3)> = BTreeMap::new();
+    let mut folders: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    // Units arrive grouped by folder: accumulate one folder at a time.
+    let mut current: Option<(&str, u64, Xxh3)> = None;
     for unit in &scan.units {
-        let folder = folder_of(&unit.rel_path);
-        let (count, hasher) = folders.entry(folder).or_insert_with(|| (0, Xxh3::new()));
+        let path = scan.path(unit);
+        let folder = folder_of(path);
+        if current.as_ref().is_some_and(|(name, _, _)| *name != folder)
+            && let Some((name, count, hasher)) = current.take()
+        {
+            merge_folder(&mut folders, name, count, hasher);
+        }
+        let (_, count, hasher) = current.get_or_insert_with(|| (folder, 0, Xxh3::new()));
         *count += 1;
-        hasher.update(unit.rel_path.as_bytes());
+        hasher.update(path.as_bytes());
         hasher.update(&[0]);
-        hasher.update(unit.split.as_deref().unwrap_or("").as_bytes());
+        hasher.update(scan.split(unit).unwrap_or("").as_bytes());
         hasher.update(&[0]);
-        hasher.update(unit.label.as_bytes());
+        hasher.update(scan.label(unit).as_bytes());
         hasher.update(&[0]);
         hasher.update(&unit.content_hash.to_le_bytes());
+    }
+    if let Some((name, count, hasher)) = current {
+        merge_folder(&mut folders, name, count, hasher);
     }
     let mut inputs = FingerprintInputs::new(NAME, VERSION, config);
     inputs.folders = folders
         .into_iter()
-        .map(|(folder, (count, hasher))| {
+        .map(|(folder, (count, digest))| {
             (
                 folder,
                 FolderSummary {
                     count,
-                    digest: format!("{:016x}", hasher.digest()),
+                    digest: format!("{digest:016x}"),
                 },
             )
         })
@@ -411,39 +519,40 @@ pub fn build(
         .par_iter()
         .flat_map_iter(|(&file_index, unit_ids)| {
             let file = &scan.discovery.files[file_index];
-            let results: Vec<(usize, Outcome)> = match std::fs::read(&file.abs_path) {
-                Err(err) => unit_ids
-                    .iter()
-                    .map(|&i| (i, Outcome::Unreadable(format!("could not be read: {err}"))))
-                    .collect(),
-                Ok(bytes) => {
-                    let (units, _) = dataset::units_of(file, &bytes, &scan.discovery);
-                    unit_ids
+            let results: Vec<(usize, Outcome)> =
+                match crate::fsutil::read_sized(&file.abs_path, file.size) {
+                    Err(err) => unit_ids
                         .iter()
-                        .map(|&i| {
-                            let wanted = &scan.units[i];
-                            let outcome = match units.get(wanted.unit_index) {
-                                // The file changed between scan and decode: hash mismatch
-                                // would store wrong facts under this hash, so refuse.
-                                Some(unit) if xxh3_128(unit.bytes) == wanted.content_hash => {
-                                    decode::decode(
-                                        &unit.rel_path,
-                                        unit.bytes,
-                                        unit.encoding,
-                                        options,
-                                    )
-                                }
-                                _ => Outcome::Unreadable(
-                                    "the file changed while aldente was reading it; run again"
-                                        .into(),
-                                ),
-                            };
-                            bar.inc(1);
-                            (i, outcome)
-                        })
-                        .collect()
-                }
-            };
+                        .map(|&i| (i, Outcome::Unreadable(format!("could not be read: {err}"))))
+                        .collect(),
+                    Ok(bytes) => {
+                        let (units, _) = dataset::units_of(file, &bytes, &scan.discovery);
+                        unit_ids
+                            .iter()
+                            .map(|&i| {
+                                let wanted = &scan.units[i];
+                                let outcome = match units.get(wanted.unit_index) {
+                                    // The file changed between scan and decode: hash mismatch
+                                    // would store wrong facts under this hash, so refuse.
+                                    Some(unit) if xxh3_128(unit.bytes) == wanted.content_hash => {
+                                        decode::decode(
+                                            &unit.rel_path,
+                                            unit.bytes,
+                                            unit.encoding,
+                                            options,
+                                        )
+                                    }
+                                    _ => Outcome::Unreadable(
+                                        "the file changed while aldente was reading it; run again"
+                                            .into(),
+                                    ),
+                                };
+                                bar.inc(1);
+                                (i, outcome)
+                            })
+                            .collect()
+                    }
+                };
             results
         })
         .collect();
@@ -472,11 +581,13 @@ pub fn build(
         .sum();
     let mut thumbs: Vec<u8> = Vec::with_capacity(thumbs_len);
     let mut reused = 0;
-    for (unit, outcome) in scan.units.iter().zip(scan.predecoded.iter_mut()) {
+    let mut predecoded = std::mem::take(&mut scan.predecoded);
+    for (unit, outcome) in scan.units.iter().zip(predecoded.iter_mut()) {
+        let (path, split, label) = (scan.path(unit), scan.split(unit), scan.label(unit));
         let reject = |kind, reason: String| Rejected {
-            path: unit.rel_path.clone(),
-            split: unit.split.clone(),
-            label: unit.label.clone(),
+            path: path.to_string(),
+            split: split.map(str::to_string),
+            label: label.to_string(),
             content_hash: unit.content_hash,
             kind,
             reason,
@@ -486,9 +597,9 @@ pub fn build(
                 let offset = thumbs.len() as u64;
                 thumbs.extend_from_slice(decoded.thumb.as_raw());
                 images.push(ImageRecord {
-                    path: unit.rel_path.clone(),
-                    split: unit.split.clone(),
-                    label: unit.label.clone(),
+                    path: path.to_string(),
+                    split: split.map(str::to_string),
+                    label: label.to_string(),
                     content_hash: unit.content_hash,
                     file_size: unit.size,
                     format: decoded.format,
@@ -516,9 +627,9 @@ pub fn build(
                         let offset = thumbs.len() as u64;
                         thumbs.extend_from_slice(previous.thumb_bytes(*i));
                         images.push(ImageRecord {
-                            path: unit.rel_path.clone(),
-                            split: unit.split.clone(),
-                            label: unit.label.clone(),
+                            path: path.to_string(),
+                            split: split.map(str::to_string),
+                            label: label.to_string(),
                             thumb_offset: offset,
                             ..old.clone()
                         });
@@ -527,7 +638,7 @@ pub fn build(
                         let old = &previous.artifact.rejected[*i];
                         rejected.push(reject(old.kind, old.reason.clone()));
                     }
-                    None => bail!("internal: unit {} has no result", unit.rel_path),
+                    None => bail!("internal: unit {path} has no result"),
                 }
             }
         }
@@ -634,15 +745,26 @@ fn split_list(images: &[ImageRecord], rejected: &[Rejected]) -> Vec<String> {
     splits
 }
 
+/// Adds one run of a folder's units; a folder seen in two runs (unsorted input) combines
+/// both digests, so the result never depends on luck.
+fn merge_folder(folders: &mut BTreeMap<String, (u64, u64)>, name: &str, count: u64, hasher: Xxh3) {
+    let entry = folders.entry(name.to_string()).or_insert((0, 0));
+    entry.0 += count;
+    entry.1 = if entry.1 == 0 {
+        hasher.digest()
+    } else {
+        xxh3_64(&[entry.1.to_le_bytes(), hasher.digest().to_le_bytes()].concat())
+    };
+}
+
 /// The folder part of a unit path; for CIFAR records, the batch file.
-fn folder_of(rel_path: &str) -> String {
-    let path = rel_path.split('#').next().unwrap_or(rel_path);
-    if rel_path.contains('#') {
-        return path.to_string();
+fn folder_of(rel_path: &str) -> &str {
+    if let Some((batch, _)) = rel_path.split_once('#') {
+        return batch;
     }
-    match path.rsplit_once('/') {
-        Some((folder, _)) => folder.to_string(),
-        None => String::new(),
+    match rel_path.rsplit_once('/') {
+        Some((folder, _)) => folder,
+        None => "",
     }
 }
 
