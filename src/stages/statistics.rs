@@ -37,7 +37,113 @@ pub struct StatisticsArtifact {
     pub per_split: BTreeMap<String, ChannelStats>,
     /// Largest class count over smallest (over all splits).
     pub imbalance: Option<Imbalance>,
+    /// What resolution the pixel statistics below were computed at, in words.
+    pub resolution: Resolution,
+    /// Mean and std image per class (split `None`) and per class and split.
+    pub class_images: Vec<ClassImage>,
+    /// Colour histograms per class (all splits together).
+    pub histograms: Vec<ClassHistogram>,
+    /// Pairs of classes ordered from most alike colour distributions to least.
+    pub similar_classes: Vec<ClassPair>,
+    /// Per-image properties, aligned with the ingest image table.
+    pub properties: Vec<ImageProperties>,
+    /// A histogram of each property over all images.
+    pub distributions: Vec<Distribution>,
+    /// Galleries of the most extreme images for each property.
+    pub extremes: Vec<Extreme>,
+    /// Images stored without colour (or whose three channels are equal) in a dataset that is
+    /// mostly colour; empty when the dataset is mostly greyscale.
+    pub greyscale_in_colour: Vec<usize>,
 }
+
+/// The resolution pixel statistics were computed at.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// True when every image was analysed at its full resolution (all were no larger than
+    /// the thumbnail size).
+    pub full: bool,
+    /// E.g. "full resolution (all images are at most 64 px)", or "thumbnails of at most
+    /// 64 px for 1,234 larger images; the mean and std above are still exact".
+    pub note: String,
+}
+
+/// A per-class (optionally per-split) mean and std image, at a common size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassImage {
+    pub class: String,
+    pub split: Option<String>,
+    pub images: usize,
+    pub width: u32,
+    pub height: u32,
+    /// RGB bytes, row-major, the per-pixel mean.
+    pub mean_rgb: Vec<u8>,
+    /// RGB bytes, the per-pixel std, scaled so that std 0.5 (on 0..1) maps to 255.
+    pub std_rgb: Vec<u8>,
+}
+
+/// Normalised colour histograms of one class: each has `BINS` entries summing to 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassHistogram {
+    pub class: String,
+    pub red: Vec<f64>,
+    pub green: Vec<f64>,
+    pub blue: Vec<f64>,
+    pub brightness: Vec<f64>,
+}
+
+/// Two classes and how different their colour distributions are (0 = identical).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassPair {
+    pub a: String,
+    pub b: String,
+    pub distance: f64,
+}
+
+/// Properties of one image, each on a documented scale.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageProperties {
+    /// Mean luma (Rec. 601), 0..1.
+    pub brightness: f32,
+    /// Std of luma, 0..1 (RMS contrast).
+    pub contrast: f32,
+    /// Mean HSV saturation, 0..1.
+    pub saturation: f32,
+    /// Variance of the Laplacian of luma (on 0..255 values): low means blurry.
+    pub sharpness: f32,
+    /// Shannon entropy of the luma histogram in bits, 0..8: low means little information.
+    pub entropy: f32,
+    /// All three channels equal at every pixel (a greyscale picture, whatever its storage).
+    pub greyscale: bool,
+    /// Width over height.
+    pub aspect: f32,
+}
+
+/// A histogram of one property over all images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// "brightness", "contrast", "saturation", "sharpness", "entropy", "width", "height",
+    /// "aspect", "file_size".
+    pub property: String,
+    pub min: f64,
+    pub max: f64,
+    /// Equal-width bins from min to max.
+    pub counts: Vec<usize>,
+}
+
+/// The most extreme images for one property, most extreme first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Extreme {
+    /// "darkest", "brightest", "blurriest", "lowest_information", "lowest_contrast",
+    /// "odd_size".
+    pub name: String,
+    /// Plain-words title, e.g. "Darkest images (lowest mean brightness)".
+    pub title: String,
+    /// Image-table indices with the property value as shown.
+    pub images: Vec<(usize, f64)>,
+}
+
+/// Bins of every colour histogram.
+pub const BINS: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Imbalance {
