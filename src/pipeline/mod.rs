@@ -20,7 +20,7 @@ use crate::decode::DecodeOptions;
 use crate::fsutil;
 use crate::progress::Progress;
 use crate::report;
-use crate::stages::ingest::{self, IngestArtifact, IngestCounts, Ingested, Scan};
+use crate::stages::ingest::{self, IngestCounts, Ingested, Scan};
 use crate::stages::{dedup, embed, render, sample, statistics};
 
 /// The stages in order; `--force=STAGE` reruns that one and every later one.
@@ -155,7 +155,7 @@ impl Ctx<'_> {
     fn run_downstream<T: Serialize>(
         &mut self,
         inputs: &FingerprintInputs,
-        compute: &dyn Fn(&IngestArtifact) -> T,
+        compute: &dyn Fn(&Ingested) -> T,
     ) -> Result<Option<T>> {
         let started = Instant::now();
         let freshness = self.decide(inputs);
@@ -175,10 +175,10 @@ impl Ctx<'_> {
     fn compute_and_save<T: Serialize>(
         &mut self,
         inputs: &FingerprintInputs,
-        compute: &dyn Fn(&IngestArtifact) -> T,
+        compute: &dyn Fn(&Ingested) -> T,
     ) -> Result<T> {
         self.cache.invalidate(&inputs.stage)?;
-        let artifact = compute(&self.ingested()?.artifact);
+        let artifact = compute(self.ingested()?);
         let size = self
             .cache
             .write_artifact(&inputs.stage, "artifact.bin", &artifact)?;
@@ -193,7 +193,7 @@ impl Ctx<'_> {
         &mut self,
         inputs: &FingerprintInputs,
         computed: Option<T>,
-        compute: &dyn Fn(&IngestArtifact) -> T,
+        compute: &dyn Fn(&Ingested) -> T,
     ) -> Result<T> {
         if let Some(artifact) = computed {
             return Ok(artifact);
@@ -317,23 +317,23 @@ pub fn run(settings: &Settings) -> Result<RunLog> {
     // sample, statistics, dedup, embed: each reads only ingest
     let sample_inputs = FingerprintInputs::new(sample::NAME, sample::VERSION, &config.sample)
         .with_upstream(ingest::NAME, &ingest_fp);
-    let sample_run = |a: &IngestArtifact| sample::run(a, &config.sample);
+    let sample_run = |a: &Ingested| sample::run(&a.artifact, &config.sample);
     let sample_art = ctx.run_downstream(&sample_inputs, &sample_run)?;
 
     let stats_inputs =
         FingerprintInputs::new(statistics::NAME, statistics::VERSION, &config.statistics)
             .with_upstream(ingest::NAME, &ingest_fp);
-    let stats_run = |a: &IngestArtifact| statistics::run(a, &config.statistics);
+    let stats_run = |a: &Ingested| statistics::run(a, &config.statistics);
     let stats_art = ctx.run_downstream(&stats_inputs, &stats_run)?;
 
     let dedup_inputs = FingerprintInputs::new(dedup::NAME, dedup::VERSION, &config.dedup)
         .with_upstream(ingest::NAME, &ingest_fp);
-    let dedup_run = |a: &IngestArtifact| dedup::run(a, &config.dedup);
+    let dedup_run = |a: &Ingested| dedup::run(&a.artifact, &config.dedup);
     let dedup_art = ctx.run_downstream(&dedup_inputs, &dedup_run)?;
 
     let embed_inputs = FingerprintInputs::new(embed::NAME, embed::VERSION, &config.embed)
         .with_upstream(ingest::NAME, &ingest_fp);
-    let embed_run = |a: &IngestArtifact| embed::run(a, &config.embed);
+    let embed_run = |a: &Ingested| embed::run(&a.artifact, &config.embed);
     let embed_art = ctx.run_downstream(&embed_inputs, &embed_run)?;
 
     // render

@@ -155,7 +155,8 @@ pub struct Imbalance {
     pub alert: bool,
 }
 
-pub fn run(ingest: &IngestArtifact, config: &StatisticsConfig) -> StatisticsArtifact {
+pub fn run(ingested: &Ingested, config: &StatisticsConfig) -> StatisticsArtifact {
+    let ingest = &ingested.artifact;
     let mut stats = StatisticsArtifact::default();
     for class in &ingest.classes {
         stats.class_counts.entry(class.clone()).or_default();
