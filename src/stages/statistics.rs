@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::StatisticsConfig;
-use crate::stages::ingest::{ImageRecord, IngestArtifact};
+use crate::stages::ingest::{ImageRecord, Ingested};
 
 pub const NAME: &str = "statistics";
 pub const VERSION: u32 = 1;
