@@ -5,7 +5,8 @@
   var inspector = document.getElementById("inspector");
   function show(fig) {
     var rows = [["path", fig.dataset.path], ["label", fig.dataset.label],
-                ["split", fig.dataset.split], ["size", fig.dataset.size]];
+                ["split", fig.dataset.split], ["size", fig.dataset.size],
+                ["value", fig.dataset.note]];
     inspector.textContent = "";
     rows.forEach(function (row) {
       if (!row[1]) { return; }

@@ -59,17 +59,35 @@ pub fn class_balance(classes: &[String], splits: &[String], counts: &[Vec<usize>
             let mut start = 0;
             for (s, &n) in per_split.iter().enumerate() {
                 let color = SPLIT_COLORS[s % SPLIT_COLORS.len()];
-                let _ = chart.draw_series(std::iter::once(Rectangle::new(
+                let mut bar = Rectangle::new(
                     [
                         (start, SegmentValue::Exact(y)),
                         (start + n, SegmentValue::Exact(y + 1)),
                     ],
                     color.filled(),
-                )));
+                );
+                bar.set_margin(2, 2, 0, 0);
+                let series = chart.draw_series(std::iter::once(bar));
+                // One legend entry per split, from the first row.
+                if row == 0
+                    && let Ok(series) = series
+                    && let Some(name) = splits.get(s)
+                {
+                    series.label(name.clone()).legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                    });
+                }
                 start += n;
             }
         }
-        let _ = splits;
+        if splits.len() > 1 {
+            let _ = chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK.mix(0.3))
+                .draw();
+        }
         let _ = root.present();
     }
     svg
@@ -97,5 +115,109 @@ mod tests {
         );
         assert!(svg.contains("<svg"), "{svg}");
         assert!(!svg.contains("<script>"), "{svg}");
+    }
+}
+
+/// A small bar histogram of a property: `counts` in equal-width bins from `min` to `max`.
+pub fn distribution(counts: &[usize], min: f64, max: f64, color: RGBColor) -> String {
+    let (width, height) = (300u32, 150u32);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let top = counts.iter().copied().max().unwrap_or(1).max(1);
+        let bins = counts.len().max(1);
+        let span = if max > min { max - min } else { 1.0 };
+        let chart = ChartBuilder::on(&root)
+            .margin(6)
+            .x_label_area_size(22)
+            .y_label_area_size(44)
+            .build_cartesian_2d(min..(min + span), 0usize..(top + top / 10 + 1));
+        let Ok(mut chart) = chart else {
+            return String::new();
+        };
+        let _ = chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .disable_y_mesh()
+            .x_labels(4)
+            .y_labels(3)
+            .x_label_formatter(&|x| short_number(*x))
+            .y_label_formatter(&|y| short_number(*y as f64))
+            .label_style(("sans-serif", 11))
+            .draw();
+        let step = span / bins as f64;
+        let _ = chart.draw_series(counts.iter().enumerate().map(|(i, &n)| {
+            let x0 = min + step * i as f64;
+            Rectangle::new([(x0, 0), (x0 + step * 0.92, n)], color.filled())
+        }));
+        let _ = root.present();
+    }
+    svg
+}
+
+/// R, G, B and brightness histograms of one class as four lines.
+pub fn color_histogram(red: &[f64], green: &[f64], blue: &[f64], luma: &[f64]) -> String {
+    let (width, height) = (260u32, 120u32);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let top = red
+            .iter()
+            .chain(green)
+            .chain(blue)
+            .chain(luma)
+            .copied()
+            .fold(0.0f64, f64::max)
+            .max(1e-9);
+        let bins = red.len().max(1);
+        let chart = ChartBuilder::on(&root)
+            .margin(4)
+            .x_label_area_size(16)
+            .y_label_area_size(8)
+            .build_cartesian_2d(0f64..bins as f64, 0f64..top * 1.05);
+        let Ok(mut chart) = chart else {
+            return String::new();
+        };
+        let _ = chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(3)
+            .y_labels(0)
+            .x_label_formatter(&|x| format!("{:.0}", x / bins as f64 * 255.0))
+            .label_style(("sans-serif", 10))
+            .draw();
+        for (values, color) in [
+            (red, RGBColor(214, 39, 40)),
+            (green, RGBColor(44, 160, 44)),
+            (blue, RGBColor(31, 119, 180)),
+            (luma, RGBColor(60, 60, 60)),
+        ] {
+            let _ = chart.draw_series(LineSeries::new(
+                values.iter().enumerate().map(|(i, &v)| (i as f64 + 0.5, v)),
+                color.stroke_width(2),
+            ));
+        }
+        let _ = root.present();
+    }
+    svg
+}
+
+/// 1234 -> "1.2k", 0.123 -> "0.12".
+fn short_number(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1e6 {
+        format!("{:.1}M", x / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", x / 1e3)
+    } else if a >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else if a >= 10.0 || a == 0.0 {
+        format!("{x:.0}")
+    } else if a >= 1.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
     }
 }

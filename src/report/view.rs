@@ -44,6 +44,15 @@ pub struct ReportView {
     pub colors: Vec<Fact>,
     pub sizes: Vec<Fact>,
     pub normalisation: Normalisation,
+    pub resolution_note: String,
+    pub class_images: Vec<ClassImageView>,
+    pub split_class_images: Vec<ClassImageView>,
+    pub class_histograms: Vec<ClassHistogramView>,
+    pub alike: Vec<AlikeView>,
+    pub distributions: Vec<DistributionView>,
+    pub extremes: Vec<ExtremeView>,
+    pub greyscale: Vec<Thumb>,
+    pub greyscale_count: String,
     pub samples: Vec<ClassSamples>,
     pub duplicates: DuplicatesView,
     pub embed_pending: bool,
@@ -90,12 +99,52 @@ pub struct SplitNormalisation {
 }
 
 #[derive(Debug, Serialize)]
+pub struct ClassImageView {
+    pub class: String,
+    pub split: String,
+    pub images: String,
+    pub mean_src: String,
+    pub std_src: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClassHistogramView {
+    pub class: String,
+    pub svg: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AlikeView {
+    pub a: String,
+    pub b: String,
+    pub distance: String,
+    pub a_svg: String,
+    pub b_svg: String,
+    pub a_mean: String,
+    pub b_mean: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DistributionView {
+    pub property: String,
+    pub svg: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExtremeView {
+    pub title: String,
+    pub images: Vec<Thumb>,
+}
+
+#[derive(Debug, Serialize)]
 pub struct Thumb {
     pub src: String,
     pub path: String,
     pub label: String,
     pub split: String,
     pub size: String,
+    /// A short caption under the image (a property value), or empty.
+    pub note: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -280,6 +329,92 @@ pub fn build(input: &RenderInput) -> ReportView {
         shown,
     };
 
+    let class_images: Vec<ClassImageView> = stats
+        .class_images
+        .iter()
+        .filter(|c| c.split.is_none())
+        .map(class_image_view)
+        .collect();
+    let split_class_images: Vec<ClassImageView> = stats
+        .class_images
+        .iter()
+        .filter(|c| c.split.is_some())
+        .map(class_image_view)
+        .collect();
+    let histogram_svg = |class: &str| {
+        stats
+            .histograms
+            .iter()
+            .find(|h| h.class == class)
+            .map(|h| super::charts::color_histogram(&h.red, &h.green, &h.blue, &h.brightness))
+            .unwrap_or_default()
+    };
+    let mean_of = |class: &str| {
+        class_images
+            .iter()
+            .find(|c| c.class == class)
+            .map(|c| c.mean_src.clone())
+            .unwrap_or_default()
+    };
+    let class_histograms = stats
+        .histograms
+        .iter()
+        .map(|h| ClassHistogramView {
+            class: h.class.clone(),
+            svg: histogram_svg(&h.class),
+        })
+        .collect();
+    let alike = stats
+        .similar_classes
+        .iter()
+        .take(ALIKE_SHOWN)
+        .map(|pair| AlikeView {
+            a: pair.a.clone(),
+            b: pair.b.clone(),
+            distance: format!("{:.3}", pair.distance),
+            a_svg: histogram_svg(&pair.a),
+            b_svg: histogram_svg(&pair.b),
+            a_mean: mean_of(&pair.a),
+            b_mean: mean_of(&pair.b),
+        })
+        .collect();
+    let palette = [
+        plotters::style::RGBColor(66, 110, 170),
+        plotters::style::RGBColor(230, 145, 56),
+        plotters::style::RGBColor(90, 160, 90),
+    ];
+    let distributions = stats
+        .distributions
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DistributionView {
+            property: d.property.replace('_', " "),
+            svg: super::charts::distribution(&d.counts, d.min, d.max, palette[i % palette.len()]),
+        })
+        .collect();
+    let extremes = stats
+        .extremes
+        .iter()
+        .filter(|e| !e.images.is_empty())
+        .map(|e| ExtremeView {
+            title: e.title.clone(),
+            images: e
+                .images
+                .iter()
+                .map(|&(i, value)| Thumb {
+                    note: value_note(&e.name, value),
+                    ..thumb(input.ingested, i)
+                })
+                .collect(),
+        })
+        .collect();
+    let greyscale = stats
+        .greyscale_in_colour
+        .iter()
+        .take(GREYSCALE_SHOWN)
+        .map(|&i| thumb(input.ingested, i))
+        .collect();
+
     ReportView {
         title: input.title.clone(),
         tool_version: crate::TOOL_VERSION.to_string(),
@@ -315,6 +450,15 @@ pub fn build(input: &RenderInput) -> ReportView {
                 })
                 .collect(),
         },
+        resolution_note: stats.resolution.note.clone(),
+        class_images,
+        split_class_images,
+        class_histograms,
+        alike,
+        distributions,
+        extremes,
+        greyscale,
+        greyscale_count: thousands(stats.greyscale_in_colour.len() as u64),
         samples,
         duplicates,
         embed_pending: input.embed.method == "none",
@@ -389,6 +533,17 @@ fn alerts(input: &RenderInput, unreadable: usize, skipped: usize) -> Vec<Alert> 
             ),
         });
     }
+    let greyscale = input.statistics.greyscale_in_colour.len();
+    if greyscale > 0 {
+        alerts.push(Alert {
+            level: "warn",
+            text: format!(
+                "{} greyscale {} in a colour dataset (see Image properties)",
+                thousands(greyscale as u64),
+                plural(greyscale, "image", "images")
+            ),
+        });
+    }
     if !dedup.groups.is_empty() {
         alerts.push(Alert {
             level: "info",
@@ -421,8 +576,39 @@ pub fn thumb(ingested: &Ingested, index: usize) -> Thumb {
         label: record.label.clone(),
         split: record.split.clone().unwrap_or_default(),
         size: format!("{}x{}", record.width, record.height),
+        note: String::new(),
     }
 }
+
+fn class_image_view(image: &crate::stages::statistics::ClassImage) -> ClassImageView {
+    let to_uri = |bytes: &[u8]| {
+        image::RgbImage::from_raw(image.width, image.height, bytes.to_vec())
+            .map(|img| png_data_uri(&img))
+            .unwrap_or_default()
+    };
+    ClassImageView {
+        class: image.class.clone(),
+        split: image.split.clone().unwrap_or_default(),
+        images: thousands(image.images as u64),
+        mean_src: to_uri(&image.mean_rgb),
+        std_src: to_uri(&image.std_rgb),
+    }
+}
+
+/// Formats a property value for a caption.
+fn value_note(name: &str, value: f64) -> String {
+    match name {
+        "odd_size" => format!("aspect {value:.2}"),
+        "blurriest" => format!("{value:.0}"),
+        "lowest_information" => format!("{value:.2} bits"),
+        _ => format!("{value:.3}"),
+    }
+}
+
+/// Alike pairs shown side by side.
+const ALIKE_SHOWN: usize = 3;
+/// Greyscale images shown (all are in report.json).
+const GREYSCALE_SHOWN: usize = 32;
 
 pub fn png_data_uri(image: &image::RgbImage) -> String {
     let mut bytes = Vec::new();
