@@ -102,22 +102,6 @@ fn truncate(text: &str, max: usize) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn class_names_are_escaped_in_the_chart() {
-        let svg = class_balance(
-            &["<script>x</script>".to_string(), "dog".to_string()],
-            &["train".to_string()],
-            &[vec![3], vec![5]],
-        );
-        assert!(svg.contains("<svg"), "{svg}");
-        assert!(!svg.contains("<script>"), "{svg}");
-    }
-}
-
 /// A small bar histogram of a property: `counts` in equal-width bins from `min` to `max`.
 pub fn distribution(counts: &[usize], min: f64, max: f64, color: RGBColor) -> String {
     let (width, height) = (300u32, 150u32);
@@ -219,5 +203,21 @@ fn short_number(x: f64) -> String {
         format!("{x:.1}")
     } else {
         format!("{x:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_names_are_escaped_in_the_chart() {
+        let svg = class_balance(
+            &["<script>x</script>".to_string(), "dog".to_string()],
+            &["train".to_string()],
+            &[vec![3], vec![5]],
+        );
+        assert!(svg.contains("<svg"), "{svg}");
+        assert!(!svg.contains("<script>"), "{svg}");
     }
 }

@@ -24,7 +24,8 @@ pub struct SampleArtifact {
 
 pub fn run(ingest: &IngestArtifact, config: &SampleConfig) -> SampleArtifact {
     // class -> split -> (rank, index)
-    let mut ranked: BTreeMap<&str, BTreeMap<&str, Vec<(u64, usize)>>> = BTreeMap::new();
+    type Ranked<'a> = BTreeMap<&'a str, BTreeMap<&'a str, Vec<(u64, usize)>>>;
+    let mut ranked: Ranked = BTreeMap::new();
     for (index, record) in ingest.images.iter().enumerate() {
         let mut hasher = Xxh3::new();
         hasher.update(&config.seed.to_le_bytes());
