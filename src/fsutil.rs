@@ -50,6 +50,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("could not create a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)
         .with_context(|| format!("could not write {}", path.display()))?;
+    // Temporary files are created private (0600); the report is meant to be shared, so give
+    // it the permissions an ordinary new file gets (0644 less the umask is not available
+    // portably; 0644 is what `touch` gives under the usual umask).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("could not set permissions of {}", path.display()))?;
+    }
     // No fsync: a killed process loses nothing the kernel already holds, and the rename keeps
     // readers from ever seeing half a file. A power cut may lose the newest cache entry, which
     // the next run detects (missing or short artifact) and recomputes.

@@ -83,7 +83,7 @@ impl Ctx<'_> {
 
     fn decide(&self, inputs: &FingerprintInputs) -> Freshness {
         if self.forced(&inputs.stage) {
-            return Freshness::Stale("forced by --force".into());
+            return Freshness::Stale("forced (--force)".into());
         }
         self.cache.freshness(inputs, &self.settings.out)
     }
@@ -294,9 +294,9 @@ pub fn run(settings: &Settings) -> Result<RunLog> {
     }
     let seconds = ingest_started.elapsed().as_secs_f64();
     let detail = format!(
-        "{} images in {} files; {} read, {} decoded{}",
-        report::view::thousands(counts.units as u64),
+        "{} files ({} images or records); {} read, {} decoded{}",
         report::view::thousands(counts.files as u64),
+        report::view::thousands(counts.units as u64),
         report::view::thousands(counts.files_read as u64),
         report::view::thousands(counts.decoded as u64),
         if counts.decoded > 0 {

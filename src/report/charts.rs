@@ -160,7 +160,7 @@ pub fn color_histogram(red: &[f64], green: &[f64], blue: &[f64], luma: &[f64]) -
             .margin(4)
             .x_label_area_size(16)
             .y_label_area_size(8)
-            .build_cartesian_2d(0f64..bins as f64, 0f64..top * 1.05);
+            .build_cartesian_2d(0f64..256f64, 0f64..top * 1.05);
         let Ok(mut chart) = chart else {
             return String::new();
         };
@@ -169,7 +169,7 @@ pub fn color_histogram(red: &[f64], green: &[f64], blue: &[f64], luma: &[f64]) -
             .disable_mesh()
             .x_labels(3)
             .y_labels(0)
-            .x_label_formatter(&|x| format!("{:.0}", x / bins as f64 * 255.0))
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .label_style(("sans-serif", 10))
             .draw();
         for (values, color) in [
@@ -179,7 +179,11 @@ pub fn color_histogram(red: &[f64], green: &[f64], blue: &[f64], luma: &[f64]) -
             (luma, RGBColor(60, 60, 60)),
         ] {
             let _ = chart.draw_series(LineSeries::new(
-                values.iter().enumerate().map(|(i, &v)| (i as f64 + 0.5, v)),
+                // Bin centres on the 0..255 value scale.
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| ((i as f64 + 0.5) * 256.0 / bins as f64, v)),
                 color.stroke_width(2),
             ));
         }

@@ -127,7 +127,9 @@ pub struct AlikeView {
 #[derive(Debug, Serialize)]
 pub struct DistributionView {
     pub property: String,
+    /// Empty when every image has the same value (then `constant` says it).
     pub svg: String,
+    pub constant: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -156,6 +158,8 @@ pub struct ClassSamples {
 
 #[derive(Debug, Serialize)]
 pub struct DuplicatesView {
+    /// One sentence: "3 groups of exact duplicates (7 images); ...".
+    pub summary: String,
     pub groups: String,
     pub images_in_groups: String,
     pub cross_split: String,
@@ -309,10 +313,13 @@ pub fn build(input: &RenderInput) -> ReportView {
         .groups
         .iter()
         .take(GROUPS_SHOWN)
-        .map(|g| GroupView {
-            kind: match g.kind {
-                MatchKind::ExactBytes => "same bytes".into(),
-                MatchKind::ExactPixels => "same pixels".into(),
+        .enumerate()
+        .map(|(gi, g)| GroupView {
+            kind: match (g.kind, dedup.conflicting_labels.contains(&gi)) {
+                (MatchKind::ExactBytes, false) => "same bytes".into(),
+                (MatchKind::ExactPixels, false) => "same pixels".into(),
+                (MatchKind::ExactBytes, true) => "same bytes, labels disagree".into(),
+                (MatchKind::ExactPixels, true) => "same pixels, labels disagree".into(),
             },
             members: g
                 .members
@@ -321,7 +328,21 @@ pub fn build(input: &RenderInput) -> ReportView {
                 .collect(),
         })
         .collect();
+    let n_groups = dedup.groups.len();
+    let n_images: usize = dedup.groups.iter().map(|g| g.members.len()).sum();
+    let n_cross = dedup.cross_split.len();
+    let n_conflicting = dedup.conflicting_labels.len();
     let duplicates = DuplicatesView {
+        summary: format!(
+            "{} {} of exact duplicates ({} images); {} {} across splits; {} {} with conflicting labels.",
+            thousands(n_groups as u64),
+            plural(n_groups, "group", "groups"),
+            thousands(n_images as u64),
+            thousands(n_cross as u64),
+            plural(n_cross, "pair", "pairs"),
+            thousands(n_conflicting as u64),
+            plural(n_conflicting, "group", "groups"),
+        ),
         groups: thousands(dedup.groups.len() as u64),
         images_in_groups: thousands(dedup.groups.iter().map(|g| g.members.len() as u64).sum()),
         cross_split: thousands(dedup.cross_split.len() as u64),
@@ -387,9 +408,21 @@ pub fn build(input: &RenderInput) -> ReportView {
         .distributions
         .iter()
         .enumerate()
-        .map(|(i, d)| DistributionView {
-            property: d.property.replace('_', " "),
-            svg: super::charts::distribution(&d.counts, d.min, d.max, palette[i % palette.len()]),
+        .map(|(i, d)| {
+            let constant = d.min == d.max;
+            DistributionView {
+                property: d.property.replace('_', " "),
+                svg: if constant {
+                    String::new()
+                } else {
+                    super::charts::distribution(&d.counts, d.min, d.max, palette[i % palette.len()])
+                },
+                constant: if constant {
+                    format!("every image: {}", trim_number(d.min))
+                } else {
+                    String::new()
+                },
+            }
         })
         .collect();
     let extremes = stats
@@ -618,6 +651,15 @@ pub fn png_data_uri(image: &image::RgbImage) -> String {
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(&bytes)
     )
+}
+
+/// 32.0 -> "32", 0.25 -> "0.25".
+fn trim_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.3}")
+    }
 }
 
 fn fact(label: &str, value: String) -> Fact {
