@@ -4,8 +4,8 @@
 
 use plotters::prelude::*;
 
-/// Palette for splits (train, val, test, ...).
-const SPLIT_COLORS: &[RGBColor] = &[
+/// Palette for splits (train, val, test, ...); the template's legend uses the same colours.
+pub const SPLIT_COLORS: &[RGBColor] = &[
     RGBColor(66, 110, 170),
     RGBColor(230, 145, 56),
     RGBColor(90, 160, 90),
@@ -13,7 +13,7 @@ const SPLIT_COLORS: &[RGBColor] = &[
 ];
 
 /// A horizontal stacked bar chart: one bar per class, one segment per split.
-pub fn class_balance(classes: &[String], splits: &[String], counts: &[Vec<usize>]) -> String {
+pub fn class_balance(classes: &[String], counts: &[Vec<usize>]) -> String {
     let rows = classes.len().max(1);
     let height = (rows as u32 * 22 + 50).min(4000);
     let width = 720u32;
@@ -53,6 +53,7 @@ pub fn class_balance(classes: &[String], splits: &[String], counts: &[Vec<usize>
                 _ => String::new(),
             })
             .x_desc("images")
+            .label_style(("sans-serif", 13))
             .draw();
         for (row, per_split) in counts.iter().enumerate() {
             let y = rows - 1 - row;
@@ -67,26 +68,9 @@ pub fn class_balance(classes: &[String], splits: &[String], counts: &[Vec<usize>
                     color.filled(),
                 );
                 bar.set_margin(2, 2, 0, 0);
-                let series = chart.draw_series(std::iter::once(bar));
-                // One legend entry per split, from the first row.
-                if row == 0
-                    && let Ok(series) = series
-                    && let Some(name) = splits.get(s)
-                {
-                    series.label(name.clone()).legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
-                    });
-                }
+                let _ = chart.draw_series(std::iter::once(bar));
                 start += n;
             }
-        }
-        if splits.len() > 1 {
-            let _ = chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK.mix(0.3))
-                .draw();
         }
         let _ = root.present();
     }
@@ -126,8 +110,8 @@ pub fn distribution(counts: &[usize], min: f64, max: f64, color: RGBColor) -> St
             .disable_y_mesh()
             .x_labels(4)
             .y_labels(3)
-            .x_label_formatter(&|x| short_number(*x))
-            .y_label_formatter(&|y| short_number(*y as f64))
+            .x_label_formatter(&|x| axis_number(*x, span))
+            .y_label_formatter(&|y| count_label(*y))
             .label_style(("sans-serif", 11))
             .draw();
         let step = span / bins as f64;
@@ -192,6 +176,24 @@ pub fn color_histogram(red: &[f64], green: &[f64], blue: &[f64], luma: &[f64]) -
     svg
 }
 
+/// A tick label with as many decimals as the axis span needs to keep ticks distinct.
+fn axis_number(x: f64, span: f64) -> String {
+    if span >= 100.0 {
+        return short_number(x);
+    }
+    let decimals = (2.0 - span.max(1e-9).log10().floor()).clamp(0.0, 4.0) as usize;
+    format!("{x:.decimals$}")
+}
+
+/// Counts: integers, "12k" when large.
+fn count_label(n: usize) -> String {
+    if n >= 10_000 {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
 /// 1234 -> "1.2k", 0.123 -> "0.12".
 fn short_number(x: f64) -> String {
     let a = x.abs();
@@ -218,7 +220,6 @@ mod tests {
     fn class_names_are_escaped_in_the_chart() {
         let svg = class_balance(
             &["<script>x</script>".to_string(), "dog".to_string()],
-            &["train".to_string()],
             &[vec![3], vec![5]],
         );
         assert!(svg.contains("<svg"), "{svg}");

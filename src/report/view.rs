@@ -40,6 +40,7 @@ pub struct ReportView {
     pub splits: Vec<String>,
     pub class_rows: Vec<ClassRow>,
     pub balance_svg: String,
+    pub legend: Vec<LegendEntry>,
     pub formats: Vec<Fact>,
     pub colors: Vec<Fact>,
     pub sizes: Vec<Fact>,
@@ -96,6 +97,13 @@ pub struct SplitNormalisation {
     pub split: String,
     pub mean: String,
     pub std: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LegendEntry {
+    pub name: String,
+    /// "#rrggbb", generated here (never from the dataset).
+    pub color: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -244,8 +252,19 @@ pub fn build(input: &RenderInput) -> ReportView {
         });
         balance_counts.push(counts);
     }
-    let balance_svg =
-        super::charts::class_balance(&ingest.classes, &ingest.splits, &balance_counts);
+    let balance_svg = super::charts::class_balance(&ingest.classes, &balance_counts);
+    let legend = ingest
+        .splits
+        .iter()
+        .enumerate()
+        .map(|(i, split)| {
+            let c = super::charts::SPLIT_COLORS[i % super::charts::SPLIT_COLORS.len()];
+            LegendEntry {
+                name: split.clone(),
+                color: format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2),
+            }
+        })
+        .collect();
 
     let mut facts = vec![
         fact("images analysed", thousands(total_images as u64)),
@@ -458,6 +477,7 @@ pub fn build(input: &RenderInput) -> ReportView {
         splits: ingest.splits.clone(),
         class_rows,
         balance_svg,
+        legend,
         formats: stats
             .formats
             .iter()
@@ -520,9 +540,10 @@ fn alerts(input: &RenderInput, unreadable: usize, skipped: usize) -> Vec<Alert> 
         alerts.push(Alert {
             level: "warn",
             text: format!(
-                "{} {} also appear in another split (exact copies): train/test leakage",
+                "{} {} also {} in another split (exact copies): train/test leakage",
                 thousands(leaked.len() as u64),
-                plural(leaked.len(), "image", "images")
+                plural(leaked.len(), "image", "images"),
+                plural(leaked.len(), "appears", "appear")
             ),
         });
     }
@@ -540,9 +561,10 @@ fn alerts(input: &RenderInput, unreadable: usize, skipped: usize) -> Vec<Alert> 
         alerts.push(Alert {
             level: "warn",
             text: format!(
-                "{} {} of identical images carry different labels",
+                "{} {} of identical images {} different labels",
                 thousands(dedup.conflicting_labels.len() as u64),
-                plural(dedup.conflicting_labels.len(), "group", "groups")
+                plural(dedup.conflicting_labels.len(), "group", "groups"),
+                plural(dedup.conflicting_labels.len(), "carries", "carry")
             ),
         });
     }

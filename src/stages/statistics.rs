@@ -202,10 +202,13 @@ pub fn run(ingested: &Ingested, config: &StatisticsConfig) -> StatisticsArtifact
             .collect();
     }
     stats.imbalance = imbalance(&stats.class_counts, config.imbalance_ratio);
+    let t0 = std::time::Instant::now();
     stats.resolution = resolution(&ingest.images);
 
     let layout = Layout::new(ingested);
+    let t1 = std::time::Instant::now();
     let (properties, sums) = measure_all(ingested, &layout);
+    let t2 = std::time::Instant::now();
     stats.class_images = class_images(&layout, &sums);
     stats.histograms = class_histograms(&layout, &sums);
     stats.similar_classes = similar_classes(&stats.histograms);
@@ -213,6 +216,7 @@ pub fn run(ingested: &Ingested, config: &StatisticsConfig) -> StatisticsArtifact
     stats.extremes = extremes(&ingest.images, &properties, config.extremes);
     stats.greyscale_in_colour = greyscale_in_colour(&properties);
     stats.properties = properties;
+    eprintln!("TIMING layout {:?} pass {:?} rest {:?} threads {}", t1 - t0, t2 - t1, t2.elapsed(), rayon::current_num_threads());
     stats
 }
 
