@@ -585,10 +585,15 @@ fn measure(
     }
     luma.clear();
     luma.resize(count, 0);
-    let mut luma_histogram = [0u32; 256];
+    // Neighbouring pixels usually fall in the same bin; counting them in the same counter
+    // makes each increment wait for the previous one. Spreading consecutive pixels over
+    // `LANES` copies of each histogram breaks that chain (about twice as fast on CIFAR).
+    const LANES: usize = 4;
+    let mut luma_histogram = [[0u32; 256]; LANES];
+    let mut colour_histogram = [[[0u32; BINS]; 3]; LANES];
     let mut luma_sum: u64 = 0;
     let mut luma_sumsq: u128 = 0;
-    let mut saturation: f64 = 0.0;
+    let mut saturation: u64 = 0;
     let mut greyscale = true;
     for (row_luma, row) in luma
         .chunks_exact_mut(width)
@@ -596,27 +601,34 @@ fn measure(
     {
         // Per row in u64: a row of 65,535 pixels cannot overflow it.
         let mut row_sumsq: u64 = 0;
-        for (slot, px) in row_luma.iter_mut().zip(row.chunks_exact(3)) {
+        for (i, (slot, px)) in row_luma.iter_mut().zip(row.chunks_exact(3)).enumerate() {
+            let lane = i % LANES;
             let (r, g, b) = (u32::from(px[0]), u32::from(px[1]), u32::from(px[2]));
             let l = 299 * r + 587 * g + 114 * b;
             *slot = l;
             luma_sum += u64::from(l);
             row_sumsq += u64::from(l) * u64::from(l);
-            luma_histogram[((l + 500) / 1000) as usize] += 1;
+            luma_histogram[lane][((l + 500) / 1000) as usize] += 1;
             greyscale &= r == g && g == b;
-            let max = r.max(g).max(b);
-            if max > 0 {
-                let min = r.min(g).min(b);
-                saturation += f64::from((max - min) as f32 / max as f32);
-            }
+            let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+            saturation += u64::from((max - min) * SATURATION_RECIPROCAL[max as usize]);
+            let colours = &mut colour_histogram[lane];
             colours[0][(r >> 3) as usize] += 1;
             colours[1][(g >> 3) as usize] += 1;
             colours[2][(b >> 3) as usize] += 1;
         }
         luma_sumsq += u128::from(row_sumsq);
     }
+    for lane in &colour_histogram {
+        for (class_bins, image_bins) in colours.iter_mut().zip(lane) {
+            for (total, &c) in class_bins.iter_mut().zip(image_bins) {
+                *total += u64::from(c);
+            }
+        }
+    }
     let mut entropy_sum = 0.0;
-    for (level, &c) in luma_histogram.iter().enumerate() {
+    for level in 0..256 {
+        let c: u32 = luma_histogram.iter().map(|lane| lane[level]).sum();
         colours[3][level >> 3] += u64::from(c);
         let c = c as usize;
         entropy_sum += match c_log_c.get(c) {
@@ -632,13 +644,29 @@ fn measure(
     ImageProperties {
         brightness: (luma_sum as f64 / n / 255_000.0) as f32,
         contrast: (luma_variance.sqrt() / 255_000.0) as f32,
-        saturation: (saturation / n) as f32,
+        saturation: (saturation as f64 / f64::from(SATURATION_ONE) / n) as f32,
         sharpness: (laplacian_variance(luma, width, height) / 1e6) as f32,
         entropy: entropy as f32,
         greyscale,
         aspect: 0.0,
     }
 }
+
+/// Fixed-point 1.0 of the saturation sum.
+const SATURATION_ONE: u32 = 1 << 24;
+
+/// `SATURATION_ONE / max`, rounded, and 0 for max = 0 (saturation is 0 there): a
+/// multiplication instead of a division per pixel, and an exact integer sum. The rounding
+/// error is below 1e-5 per pixel; `(max − min) · reciprocal` fits in u32.
+const SATURATION_RECIPROCAL: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut max = 1;
+    while max < 256 {
+        table[max] = (SATURATION_ONE + max as u32 / 2) / max as u32;
+        max += 1;
+    }
+    table
+};
 
 /// Variance from exact sums: (n·Σx² − (Σx)²) / n².
 fn variance(n: u128, sum: i128, sumsq: u128) -> f64 {
