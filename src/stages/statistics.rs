@@ -202,13 +202,10 @@ pub fn run(ingested: &Ingested, config: &StatisticsConfig) -> StatisticsArtifact
             .collect();
     }
     stats.imbalance = imbalance(&stats.class_counts, config.imbalance_ratio);
-    let t0 = std::time::Instant::now();
     stats.resolution = resolution(&ingest.images);
 
     let layout = Layout::new(ingested);
-    let t1 = std::time::Instant::now();
     let (properties, sums) = measure_all(ingested, &layout);
-    let t2 = std::time::Instant::now();
     stats.class_images = class_images(&layout, &sums);
     stats.histograms = class_histograms(&layout, &sums);
     stats.similar_classes = similar_classes(&stats.histograms);
@@ -216,7 +213,6 @@ pub fn run(ingested: &Ingested, config: &StatisticsConfig) -> StatisticsArtifact
     stats.extremes = extremes(&ingest.images, &properties, config.extremes);
     stats.greyscale_in_colour = greyscale_in_colour(&properties);
     stats.properties = properties;
-    eprintln!("TIMING layout {:?} pass {:?} rest {:?} threads {}", t1 - t0, t2 - t1, t2.elapsed(), rayon::current_num_threads());
     stats
 }
 
@@ -430,11 +426,23 @@ const FLAT_CONTRAST: f32 = 0.02;
 const DISTRIBUTION_BINS: usize = 30;
 
 /// Per-pixel integer sums of one (class, split) group's images at the common size.
+///
+/// Images are added into u32 sums (twice the SIMD lanes of u64), which are flushed into the
+/// u64 totals before they could overflow; `sum` and `sumsq` are complete after [`flush`].
+///
+/// [`flush`]: PixelSums::flush
 struct PixelSums {
     images: u64,
     sum: Vec<u64>,
     sumsq: Vec<u64>,
+    /// Images in the u32 sums below, not yet in the totals.
+    pending: u32,
+    pending_sum: Vec<u32>,
+    pending_sumsq: Vec<u32>,
 }
+
+/// Images the u32 sums can take: 66,051 · 255² < 2³².
+const PENDING_LIMIT: u32 = u32::MAX / (255 * 255);
 
 impl PixelSums {
     fn new(len: usize) -> PixelSums {
@@ -442,25 +450,58 @@ impl PixelSums {
             images: 0,
             sum: vec![0; len],
             sumsq: vec![0; len],
+            pending: 0,
+            pending_sum: vec![0; len],
+            pending_sumsq: vec![0; len],
         }
     }
 
     fn add_pixels(&mut self, bytes: &[u8]) {
+        if self.pending == PENDING_LIMIT {
+            self.flush();
+        }
         self.images += 1;
-        for ((sum, sumsq), &value) in self.sum.iter_mut().zip(&mut self.sumsq).zip(bytes) {
-            let value = u64::from(value);
-            *sum += value;
-            *sumsq += value * value;
+        self.pending += 1;
+        for ((sum, sumsq), &value) in self
+            .pending_sum
+            .iter_mut()
+            .zip(&mut self.pending_sumsq)
+            .zip(bytes)
+        {
+            let value = u16::from(value);
+            *sum += u32::from(value);
+            // 255² fits in u16: the multiplication stays 8 lanes wide.
+            *sumsq += u32::from(value * value);
         }
     }
 
-    fn merge(&mut self, other: &PixelSums) {
-        self.images += other.images;
-        for (a, b) in self.sum.iter_mut().zip(&other.sum) {
-            *a += b;
+    /// Moves the u32 sums into the totals.
+    fn flush(&mut self) {
+        if self.pending == 0 {
+            return;
         }
-        for (a, b) in self.sumsq.iter_mut().zip(&other.sumsq) {
-            *a += b;
+        for (total, pending) in self.sum.iter_mut().zip(&mut self.pending_sum) {
+            *total += u64::from(std::mem::take(pending));
+        }
+        for (total, pending) in self.sumsq.iter_mut().zip(&mut self.pending_sumsq) {
+            *total += u64::from(std::mem::take(pending));
+        }
+        self.pending = 0;
+    }
+
+    fn merge(&mut self, other: &PixelSums) {
+        self.flush();
+        self.images += other.images;
+        for ((a, b), c) in self.sum.iter_mut().zip(&other.sum).zip(&other.pending_sum) {
+            *a += b + u64::from(*c);
+        }
+        for ((a, b), c) in self
+            .sumsq
+            .iter_mut()
+            .zip(&other.sumsq)
+            .zip(&other.pending_sumsq)
+        {
+            *a += b + u64::from(*c);
         }
     }
 }
@@ -551,7 +592,7 @@ impl Sums {
 /// The one parallel pass: every image's properties, and the class sums.
 fn measure_all(ingested: &Ingested, layout: &Layout) -> (Vec<ImageProperties>, Sums) {
     let mut properties = vec![ImageProperties::default(); ingested.artifact.images.len()];
-    let sums = properties
+    let mut sums = properties
         .par_iter_mut()
         .enumerate()
         // A fold accumulator holds a class image per group: keep the pieces big enough
@@ -565,6 +606,9 @@ fn measure_all(ingested: &Ingested, layout: &Layout) -> (Vec<ImageProperties>, S
             },
         )
         .reduce(|| Sums::new(layout), Sums::merge);
+    for group in sums.groups.iter_mut().flatten() {
+        group.flush();
+    }
     (properties, sums)
 }
 
@@ -1579,6 +1623,25 @@ mod tests {
             .map(|p| f64::from(p.sharpness))
             .fold(0.0, f64::max);
         assert!((sharpness.max - (1.0 + largest).log10()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn class_image_sums_survive_more_images_than_u32_can_hold() {
+        // The per-pixel sums are u32 until flushed; without the flush at PENDING_LIMIT,
+        // sumsq of white pixels overflows after 66,051 images and the std image goes wrong.
+        let images = u64::from(PENDING_LIMIT) + 5;
+        let mut sums = PixelSums::new(3);
+        for _ in 0..images {
+            sums.add_pixels(&[255, 1, 0]);
+        }
+        let mut other = PixelSums::new(3);
+        other.add_pixels(&[255, 1, 0]);
+        sums.merge(&other);
+        sums.flush();
+        let n = images + 1;
+        assert_eq!(sums.images, n);
+        assert_eq!(sums.sum, vec![255 * n, n, 0]);
+        assert_eq!(sums.sumsq, vec![255 * 255 * n, n, 0]);
     }
 
     #[test]
