@@ -39,6 +39,9 @@ field() {  # field FILE PYTHON-EXPRESSION-ON-j
 }
 
 run() {  # run -> prints "total_seconds ingest_seconds decoded peak_mb"
+  # Flush the previous case's writes first (a cold run leaves ~190 MB of cache to write
+  # back, which otherwise lands on the next case's clock), as hyperfine --prepare 'sync'.
+  sync
   "$bin" report "$data" --out "$out" --quiet
   field "$out/run.json" "'%.3f %.3f %d %.0f' % (j['total_seconds'], j['stages'][0]['seconds'], j['stages'][0]['ingest']['decoded'], (j['peak_rss_bytes'] or 0)/2**20)"
 }

@@ -32,6 +32,20 @@ pub fn build(view: &ReportView) -> String {
             out.push_str(&format!("- {marker} {}\n", alert.text.replace('\n', " ")));
         }
     }
+    if let Some(pair) = view.alike.first() {
+        out.push_str(&format!(
+            "\n### Findings\n\n- Most alike classes by colour: {} and {} (distance {})\n",
+            code(&pair.a),
+            code(&pair.b),
+            pair.distance
+        ));
+        if view.greyscale_count != "0" {
+            out.push_str(&format!(
+                "- Greyscale images in a colour dataset: {}\n",
+                view.greyscale_count
+            ));
+        }
+    }
     out.push_str(&format!(
         "\n### Normalisation constants\n\n```python\ntransforms.Normalize(mean={}, std={})\n```\n",
         view.normalisation.mean, view.normalisation.std
