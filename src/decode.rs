@@ -108,13 +108,8 @@ fn decode_file(path: &str, bytes: &[u8], options: DecodeOptions) -> Outcome {
         Err(err) => return Outcome::Unreadable(describe_error(&format_name, &err)),
     };
     let (width, height) = decoder.dimensions();
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > options.max_pixels {
-        return Outcome::Unreadable(format!(
-            "image is {width}x{height} ({pixels} pixels): over the decode limit of {} pixels; \
-             raise ingest.max_pixels in aldente.toml to analyse it",
-            options.max_pixels
-        ));
+    if let Some(refusal) = over_limit(width, height, options) {
+        return refusal;
     }
     if width == 0 || height == 0 {
         return Outcome::Unreadable(format!("image has no pixels ({width}x{height})"));
@@ -156,12 +151,8 @@ fn decode_jpeg(bytes: &[u8], options: DecodeOptions) -> Outcome {
     };
     let (width, height) = (u32::from(info.width), u32::from(info.height));
     let pixels = u64::from(width) * u64::from(height);
-    if pixels > options.max_pixels {
-        return Outcome::Unreadable(format!(
-            "image is {width}x{height} ({pixels} pixels): over the decode limit of {} pixels; \
-             raise ingest.max_pixels in aldente.toml to analyse it",
-            options.max_pixels
-        ));
+    if let Some(refusal) = over_limit(width, height, options) {
+        return refusal;
     }
     if pixels == 0 {
         return Outcome::Unreadable(format!("image has no pixels ({width}x{height})"));
@@ -235,6 +226,18 @@ fn describe_jpeg_error(text: &str) -> String {
     } else {
         format!("damaged jpeg: {text}")
     }
+}
+
+/// The decode-limit check, made from the header before any pixel is decoded.
+fn over_limit(width: u32, height: u32, options: DecodeOptions) -> Option<Outcome> {
+    let pixels = u64::from(width) * u64::from(height);
+    (pixels > options.max_pixels).then(|| {
+        Outcome::Unreadable(format!(
+            "image is {width}x{height} ({pixels} pixels): over the decode limit of {} pixels; \
+             raise ingest.max_pixels in aldente.toml to analyse it",
+            options.max_pixels
+        ))
+    })
 }
 
 /// Measures the per-image facts on full-resolution RGB pixels.

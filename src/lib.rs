@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod stages;
+pub mod text;
 
 use anyhow::Result;
 

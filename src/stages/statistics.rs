@@ -1074,18 +1074,8 @@ fn greyscale_in_colour(properties: &[ImageProperties]) -> Vec<usize> {
     }
 }
 
-/// `1234567` → `"1,234,567"`. (The report has its own; a stage does not reach into the
-/// report module for one line of formatting.)
 fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::text::thousands(n as u64)
 }
 
 #[cfg(test)]
