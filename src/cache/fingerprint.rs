@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::text::plural;
+
 /// Everything a stage's result depends on. Never holds an absolute path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FingerprintInputs {
@@ -205,10 +207,6 @@ fn explain_folders(
         changes.push(format!("and {more} more folders changed"));
     }
     changes
-}
-
-fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
-    if n == 1 { one } else { many }
 }
 
 #[cfg(test)]

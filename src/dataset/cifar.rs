@@ -407,15 +407,7 @@ pub fn units<'a>(
 
 /// `30730123` as `30,730,123`, for messages people read.
 fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
+    crate::text::thousands(n as u64)
 }
 
 /// Turns 3,072 planar bytes (1,024 R, 1,024 G, 1,024 B) into a 32x32 RGB image.

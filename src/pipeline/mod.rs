@@ -121,10 +121,7 @@ impl Ctx<'_> {
     }
 
     fn decode_options(&self) -> DecodeOptions {
-        DecodeOptions {
-            thumbnail_size: self.settings.file.ingest.thumbnail_size.max(1),
-            max_pixels: self.settings.file.ingest.max_pixels,
-        }
+        decode_options(self.settings)
     }
 
     /// The ingest artifact: already in memory, loaded from the cache, or (when the cache
@@ -235,10 +232,7 @@ pub fn run(settings: &Settings) -> Result<RunLog> {
     } else {
         ingest::load_stat_cache(&cache, &progress)
     };
-    let decode_options = DecodeOptions {
-        thumbnail_size: config.ingest.thumbnail_size.max(1),
-        max_pixels: config.ingest.max_pixels,
-    };
+    let decode_options = decode_options(settings);
     let cold = force_all || !ingest::has_previous(&cache);
     let mut scan = ingest::scan(
         discovery,
@@ -441,6 +435,14 @@ pub fn run_demo(settings: &Settings, seed: u64) -> Result<RunLog> {
     let mut settings = settings.clone();
     settings.dataset = data_dir;
     run(&settings)
+}
+
+/// Decoding limits and thumbnail size from the ingest settings.
+fn decode_options(settings: &Settings) -> DecodeOptions {
+    DecodeOptions {
+        thumbnail_size: settings.file.ingest.thumbnail_size.max(1),
+        max_pixels: settings.file.ingest.max_pixels,
+    }
 }
 
 /// The dataset folder's own name, shown in the report (never the absolute path).

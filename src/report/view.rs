@@ -696,7 +696,7 @@ fn triple(v: &[f64; 3]) -> String {
 }
 
 fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
-    if n == 1 { one } else { many }
+    crate::text::plural(n as u64, one, many)
 }
 
 fn percent(part: usize, whole: usize) -> String {
