@@ -96,11 +96,29 @@ impl Default for StatisticsConfig {
 pub struct DedupConfig {
     /// Report exact duplicates (same bytes or same decoded pixels).
     pub exact: bool,
+    /// Look for near duplicates (re-encoded, resized, shifted, colour-shifted copies).
+    pub near: bool,
+    /// Largest distance (0 = same picture; see `dedup::near::align`) at which two pictures
+    /// count as near duplicates.
+    pub near_threshold: f64,
+    /// Largest shift, in pixels of a 32x32 version of the picture, the check tries.
+    pub max_shift: u32,
+    /// Also look for mirror images (horizontal flips), reported as such.
+    pub mirrored: bool,
+    /// Candidates per picture (and per mirror image) that the careful check looks at.
+    pub candidates: usize,
 }
 
 impl Default for DedupConfig {
     fn default() -> Self {
-        DedupConfig { exact: true }
+        DedupConfig {
+            exact: true,
+            near: true,
+            near_threshold: 0.1,
+            max_shift: 3,
+            mirrored: true,
+            candidates: 5,
+        }
     }
 }
 

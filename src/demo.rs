@@ -987,7 +987,7 @@ fn scene(rng: &mut ChaCha8Rng, class: usize) -> Scene {
     // Mostly dark backgrounds, some light ones, never near black or white: the dark and bright
     // plants must be the only images at the ends of the brightness scale.
     let value = if rng.random_bool(0.75) {
-        rng.random_range(0.15..0.45)
+        rng.random_range(0.2..0.45)
     } else {
         rng.random_range(0.7..0.85)
     };
@@ -998,7 +998,7 @@ fn scene(rng: &mut ChaCha8Rng, class: usize) -> Scene {
     );
     let mut mottle = [[0.0; MOTTLE_GRID]; MOTTLE_GRID];
     for lift in mottle.iter_mut().flatten() {
-        *lift = rng.random_range(-0.1..0.1);
+        *lift = rng.random_range(-0.3..0.3);
     }
     let light = Light {
         cx: rng.random_range(0.0..DESIGN),

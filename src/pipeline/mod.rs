@@ -322,7 +322,8 @@ pub fn run(settings: &Settings) -> Result<RunLog> {
 
     let dedup_inputs = FingerprintInputs::new(dedup::NAME, dedup::VERSION, &config.dedup)
         .with_upstream(ingest::NAME, &ingest_fp);
-    let dedup_run = |a: &Ingested| dedup::run(&a.artifact, &config.dedup);
+    let progress = ctx.progress;
+    let dedup_run = |a: &Ingested| dedup::run(a, &config.dedup, &progress);
     let dedup_art = ctx.run_downstream(&dedup_inputs, &dedup_run)?;
 
     let embed_inputs = FingerprintInputs::new(embed::NAME, embed::VERSION, &config.embed)

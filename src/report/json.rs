@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::stages::dedup::MatchKind;
+use crate::stages::dedup::DuplicatePair;
 use crate::stages::ingest::RejectKind;
 use crate::stages::statistics::ChannelStats;
 
@@ -67,6 +67,14 @@ pub struct DuplicatesJson {
     pub near_pairs: Vec<PairJson>,
     pub cross_split: Vec<PairJson>,
     pub conflicting_labels: Vec<Vec<LabelledPath>>,
+    /// Connected components of exact groups and near pairs, each with the pairs that join it.
+    pub groups: Vec<GroupJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GroupJson {
+    pub members: Vec<LabelledPath>,
+    pub pairs: Vec<PairJson>,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,13 +95,6 @@ pub struct LabelledPath {
 pub struct EmbeddingJson {
     pub method: String,
     pub points: usize,
-}
-
-fn kind_name(kind: MatchKind) -> &'static str {
-    match kind {
-        MatchKind::ExactBytes => "exact_bytes",
-        MatchKind::ExactPixels => "exact_pixels",
-    }
 }
 
 pub fn build(input: &RenderInput) -> ReportJson {
@@ -122,6 +123,16 @@ pub fn build(input: &RenderInput) -> ReportJson {
     skipped.extend(reasons(RejectKind::NotImage));
 
     let dedup = input.dedup;
+    let labelled = |i: usize| LabelledPath {
+        path: path(i),
+        label: ingest.images[i].label.clone(),
+    };
+    let pair = |p: &DuplicatePair| PairJson {
+        a: path(p.a),
+        b: path(p.b),
+        distance: p.distance,
+        kind: p.kind.name(),
+    };
     ReportJson {
         schema_version: SCHEMA_VERSION,
         tool_version: crate::TOOL_VERSION.to_string(),
@@ -157,21 +168,12 @@ pub fn build(input: &RenderInput) -> ReportJson {
         },
         duplicates: DuplicatesJson {
             exact_groups: dedup
-                .groups
+                .exact_groups
                 .iter()
                 .map(|g| g.members.iter().map(|&i| path(i)).collect())
                 .collect(),
-            near_pairs: Vec::new(),
-            cross_split: dedup
-                .cross_split
-                .iter()
-                .map(|p| PairJson {
-                    a: path(p.a),
-                    b: path(p.b),
-                    distance: p.distance,
-                    kind: kind_name(p.kind),
-                })
-                .collect(),
+            near_pairs: dedup.near_pairs.iter().map(pair).collect(),
+            cross_split: dedup.cross_split.iter().map(pair).collect(),
             conflicting_labels: dedup
                 .conflicting_labels
                 .iter()
@@ -179,11 +181,30 @@ pub fn build(input: &RenderInput) -> ReportJson {
                     dedup.groups[g]
                         .members
                         .iter()
-                        .map(|&i| LabelledPath {
-                            path: path(i),
-                            label: ingest.images[i].label.clone(),
-                        })
+                        .map(|&i| labelled(i))
                         .collect()
+                })
+                .collect(),
+            groups: dedup
+                .groups
+                .iter()
+                .map(|g| GroupJson {
+                    members: g.members.iter().map(|&i| labelled(i)).collect(),
+                    pairs: g
+                        .exact
+                        .iter()
+                        .flat_map(|&e| {
+                            let members = &dedup.exact_groups[e].members;
+                            let kind = dedup.exact_groups[e].kind;
+                            members[1..].iter().map(move |&m| PairJson {
+                                a: path(members[0]),
+                                b: path(m),
+                                distance: 0.0,
+                                kind: kind.name(),
+                            })
+                        })
+                        .chain(g.near.iter().map(|&p| pair(&dedup.near_pairs[p])))
+                        .collect(),
                 })
                 .collect(),
         },

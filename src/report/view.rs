@@ -9,7 +9,8 @@ use base64::Engine;
 use serde::Serialize;
 
 use crate::pipeline::StageReport;
-use crate::stages::dedup::{DedupArtifact, MatchKind};
+use crate::report::duplicates::{self, DuplicatesView};
+use crate::stages::dedup::DedupArtifact;
 use crate::stages::embed::EmbedArtifact;
 use crate::stages::ingest::{Ingested, RejectKind};
 use crate::stages::sample::SampleArtifact;
@@ -165,23 +166,6 @@ pub struct ClassSamples {
 }
 
 #[derive(Debug, Serialize)]
-pub struct DuplicatesView {
-    /// One sentence: "3 groups of exact duplicates (7 images); ...".
-    pub summary: String,
-    pub groups: String,
-    pub images_in_groups: String,
-    pub cross_split: String,
-    pub conflicting: String,
-    pub shown: Vec<GroupView>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct GroupView {
-    pub kind: String,
-    pub members: Vec<Thumb>,
-}
-
-#[derive(Debug, Serialize)]
 pub struct Note {
     pub path: String,
     pub reason: String,
@@ -194,9 +178,6 @@ pub struct StageView {
     pub reason: String,
     pub seconds: String,
 }
-
-/// Groups of duplicates shown in the report (all are in report.json).
-const GROUPS_SHOWN: usize = 60;
 
 pub fn build(input: &RenderInput) -> ReportView {
     let ingest = &input.ingested.artifact;
@@ -327,47 +308,7 @@ pub fn build(input: &RenderInput) -> ReportView {
         })
         .collect();
 
-    let dedup = input.dedup;
-    let shown = dedup
-        .groups
-        .iter()
-        .take(GROUPS_SHOWN)
-        .enumerate()
-        .map(|(gi, g)| GroupView {
-            kind: match (g.kind, dedup.conflicting_labels.contains(&gi)) {
-                (MatchKind::ExactBytes, false) => "same bytes".into(),
-                (MatchKind::ExactPixels, false) => "same pixels".into(),
-                (MatchKind::ExactBytes, true) => "same bytes, labels disagree".into(),
-                (MatchKind::ExactPixels, true) => "same pixels, labels disagree".into(),
-            },
-            members: g
-                .members
-                .iter()
-                .map(|&i| thumb(input.ingested, i))
-                .collect(),
-        })
-        .collect();
-    let n_groups = dedup.groups.len();
-    let n_images: usize = dedup.groups.iter().map(|g| g.members.len()).sum();
-    let n_cross = dedup.cross_split.len();
-    let n_conflicting = dedup.conflicting_labels.len();
-    let duplicates = DuplicatesView {
-        summary: format!(
-            "{} {} of exact duplicates ({} images); {} {} across splits; {} {} with conflicting labels.",
-            thousands(n_groups as u64),
-            plural(n_groups, "group", "groups"),
-            thousands(n_images as u64),
-            thousands(n_cross as u64),
-            plural(n_cross, "pair", "pairs"),
-            thousands(n_conflicting as u64),
-            plural(n_conflicting, "group", "groups"),
-        ),
-        groups: thousands(dedup.groups.len() as u64),
-        images_in_groups: thousands(dedup.groups.iter().map(|g| g.members.len() as u64).sum()),
-        cross_split: thousands(dedup.cross_split.len() as u64),
-        conflicting: thousands(dedup.conflicting_labels.len() as u64),
-        shown,
-    };
+    let duplicates = duplicates::build(input);
 
     let class_images: Vec<ClassImageView> = stats
         .class_images
@@ -533,20 +474,7 @@ pub fn build(input: &RenderInput) -> ReportView {
 
 fn alerts(input: &RenderInput, unreadable: usize, skipped: usize) -> Vec<Alert> {
     let mut alerts = Vec::new();
-    let dedup = input.dedup;
-    if !dedup.cross_split.is_empty() {
-        let leaked: std::collections::BTreeSet<usize> =
-            dedup.cross_split.iter().map(|p| p.a).collect();
-        alerts.push(Alert {
-            level: "warn",
-            text: format!(
-                "{} {} also {} in another split (exact copies): train/test leakage",
-                thousands(leaked.len() as u64),
-                plural(leaked.len(), "image", "images"),
-                plural(leaked.len(), "appears", "appear")
-            ),
-        });
-    }
+    alerts.extend(duplicates::alerts(input));
     if unreadable > 0 {
         alerts.push(Alert {
             level: "warn",
@@ -554,17 +482,6 @@ fn alerts(input: &RenderInput, unreadable: usize, skipped: usize) -> Vec<Alert> 
                 "{} {} could not be decoded (listed under Unreadable files)",
                 thousands(unreadable as u64),
                 plural(unreadable, "file", "files")
-            ),
-        });
-    }
-    if !dedup.conflicting_labels.is_empty() {
-        alerts.push(Alert {
-            level: "warn",
-            text: format!(
-                "{} {} of identical images {} different labels",
-                thousands(dedup.conflicting_labels.len() as u64),
-                plural(dedup.conflicting_labels.len(), "group", "groups"),
-                plural(dedup.conflicting_labels.len(), "carries", "carry")
             ),
         });
     }
@@ -599,16 +516,7 @@ fn alerts(input: &RenderInput, unreadable: usize, skipped: usize) -> Vec<Alert> 
             ),
         });
     }
-    if !dedup.groups.is_empty() {
-        alerts.push(Alert {
-            level: "info",
-            text: format!(
-                "{} {} of exact duplicates",
-                thousands(dedup.groups.len() as u64),
-                plural(dedup.groups.len(), "group", "groups")
-            ),
-        });
-    }
+    alerts.extend(duplicates::info_alert(input));
     if skipped > 0 {
         alerts.push(Alert {
             level: "info",

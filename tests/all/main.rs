@@ -5,6 +5,7 @@ mod common;
 mod browser;
 mod cifar_binary;
 mod cli;
+mod dedup;
 mod demo;
 mod folder_layouts;
 mod incremental;

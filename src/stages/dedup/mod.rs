@@ -1,0 +1,431 @@
+//! Stage 4, dedup: duplicate images, duplicates that cross splits (train/test leakage), and
+//! duplicates whose labels disagree.
+//!
+//! Exact duplicates are a hash-map grouping, linear in the number of images: same decoded
+//! pixels (the pixel hash; this also catches re-saves with other metadata and lossless
+//! re-encodes), marked "same bytes" when the files are identical too.
+//!
+//! Near duplicates are found once per distinct picture in two steps: a cheap candidate search
+//! over small descriptors ([`search`], about N·√N), then a careful alignment of each candidate
+//! pair ([`near`]), which alone decides. A pair is kept when its distance is within
+//! `dedup.near_threshold`. Exact groups and near pairs then join into groups (connected
+//! components); a pair whose images sit in different splits is leakage, a group whose images
+//! carry different labels is a certain label error or a certain ambiguity.
+
+pub mod near;
+pub mod search;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use ndarray::Array2;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::DedupConfig;
+use crate::progress::Progress;
+use crate::stages::ingest::Ingested;
+
+pub const NAME: &str = "dedup";
+pub const VERSION: u32 = 2;
+
+/// Fixed so that reports are reproducible; only the k-means cells depend on it.
+const SEARCH_SEED: u64 = 0x5eed_d00d;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MatchKind {
+    ExactBytes,
+    ExactPixels,
+    Near,
+    /// A near duplicate of the other picture's mirror image.
+    Mirrored,
+}
+
+impl MatchKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MatchKind::ExactBytes => "exact_bytes",
+            MatchKind::ExactPixels => "exact_pixels",
+            MatchKind::Near => "near",
+            MatchKind::Mirrored => "flipped",
+        }
+    }
+
+    /// Words for the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            MatchKind::ExactBytes => "same bytes",
+            MatchKind::ExactPixels => "same pixels",
+            MatchKind::Near => "near duplicate",
+            MatchKind::Mirrored => "mirror image",
+        }
+    }
+}
+
+/// Images with the same decoded pixels; `members` are image-table indices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExactGroup {
+    pub kind: MatchKind,
+    pub members: Vec<usize>,
+}
+
+/// Two images that are the same picture, with how far apart they are (0 for exact).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DuplicatePair {
+    pub a: usize,
+    pub b: usize,
+    pub kind: MatchKind,
+    pub distance: f64,
+}
+
+/// A connected component of exact groups and near pairs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DuplicateGroup {
+    pub members: Vec<usize>,
+    /// Indices into [`DedupArtifact::exact_groups`].
+    pub exact: Vec<usize>,
+    /// Indices into [`DedupArtifact::near_pairs`].
+    pub near: Vec<usize>,
+}
+
+/// What the near-duplicate search did, for the report's "how it was made".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchStats {
+    /// Distinct pictures searched (exact duplicates are searched once).
+    pub pictures: usize,
+    /// Candidate pairs the careful check looked at.
+    pub checked: usize,
+    pub search_seconds: f64,
+    pub check_seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DedupArtifact {
+    pub exact_groups: Vec<ExactGroup>,
+    /// Near-duplicate pairs, closest first.
+    pub near_pairs: Vec<DuplicatePair>,
+    /// Connected components, biggest first.
+    pub groups: Vec<DuplicateGroup>,
+    /// Pairs whose images are in different splits (leakage), the later split's image (test)
+    /// as `a`, closest first.
+    pub cross_split: Vec<DuplicatePair>,
+    /// Indices into `groups` of the groups whose members carry more than one label.
+    pub conflicting_labels: Vec<usize>,
+    pub search: SearchStats,
+    /// The settings it was made with, for the report's description of the method.
+    pub settings: DedupConfig,
+}
+
+pub fn run(ingested: &Ingested, config: &DedupConfig, progress: &Progress) -> DedupArtifact {
+    let images = &ingested.artifact.images;
+    let mut artifact = DedupArtifact {
+        settings: config.clone(),
+        ..DedupArtifact::default()
+    };
+
+    // One entry per distinct picture: its first image, and the exact group it heads.
+    let mut by_pixels: BTreeMap<u128, Vec<usize>> = BTreeMap::new();
+    for (index, record) in images.iter().enumerate() {
+        by_pixels.entry(record.pixel_hash).or_default().push(index);
+    }
+    let pictures: Vec<Vec<usize>> = by_pixels.into_values().collect();
+    let mut group_of_image: HashMap<usize, usize> = HashMap::new();
+    if config.exact {
+        for members in pictures.iter().filter(|m| m.len() > 1) {
+            let same_bytes = members
+                .iter()
+                .all(|&i| images[i].content_hash == images[members[0]].content_hash);
+            let kind = if same_bytes {
+                MatchKind::ExactBytes
+            } else {
+                MatchKind::ExactPixels
+            };
+            for &m in members {
+                group_of_image.insert(m, artifact.exact_groups.len());
+            }
+            artifact.exact_groups.push(ExactGroup {
+                kind,
+                members: members.clone(),
+            });
+        }
+    }
+
+    if config.near {
+        let heads: Vec<usize> = pictures.iter().map(|m| m[0]).collect();
+        let (pairs, stats) = near_duplicates(ingested, &heads, config, progress);
+        artifact.near_pairs = pairs;
+        artifact.search = stats;
+    }
+
+    artifact.groups = components(images.len(), &artifact.exact_groups, &artifact.near_pairs);
+    artifact.conflicting_labels = artifact
+        .groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| {
+            g.members
+                .iter()
+                .any(|&i| images[i].label != images[g.members[0]].label)
+        })
+        .map(|(gi, _)| gi)
+        .collect();
+    artifact.cross_split = cross_split(ingested, &artifact, &group_of_image);
+    artifact
+}
+
+/// Near-duplicate pairs between distinct pictures (`heads` are image indices), closest first.
+fn near_duplicates(
+    ingested: &Ingested,
+    heads: &[usize],
+    config: &DedupConfig,
+    progress: &Progress,
+) -> (Vec<DuplicatePair>, SearchStats) {
+    let started = Instant::now();
+    let images = &ingested.artifact.images;
+    let bar = progress.bar(heads.len() as u64 * 2, "dedup");
+    let pictures: Vec<near::Picture> = heads
+        .par_iter()
+        .map(|&i| {
+            let r = &images[i];
+            near::canonical(
+                ingested.thumb_bytes(i),
+                u32::from(r.thumb_width),
+                u32::from(r.thumb_height),
+            )
+        })
+        .collect();
+    let n = pictures.len();
+    let dims = near::DESCRIPTOR_DIMS;
+    let orientations = if config.mirrored { 2 } else { 1 };
+    let mut queries = Array2::<f32>::zeros((n * orientations, dims));
+    let (straight, mirrored) = queries
+        .as_slice_mut()
+        .unwrap_or_default()
+        .split_at_mut(n * dims);
+    straight
+        .par_chunks_mut(dims)
+        .zip(&pictures)
+        .for_each(|(out, picture)| near::descriptor(&picture.grey, false, out));
+    mirrored
+        .par_chunks_mut(dims)
+        .zip(straight.par_chunks(dims))
+        .for_each(|(out, from)| near::mirror_descriptor(from, out));
+    let base = queries.slice(ndarray::s![..n, ..]);
+    let found = search::nearest(base, queries.view(), config.candidates + 1, SEARCH_SEED);
+    bar.inc(n as u64);
+
+    // Each unordered pair once per orientation; the pair's own order doesn't matter because
+    // mirroring either picture gives the same match.
+    let mut candidates: Vec<(u32, u32, bool)> = found
+        .iter()
+        .enumerate()
+        .flat_map(|(q, list)| {
+            let (i, mirrored) = ((q % n) as u32, q >= n);
+            list.iter()
+                .filter(move |&&(j, _)| j != i)
+                .map(move |&(j, _)| (i.min(j), i.max(j), mirrored))
+        })
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let search_seconds = started.elapsed().as_secs_f64();
+
+    let checking = Instant::now();
+    let max_shift = config.max_shift as i32;
+    let checked: Vec<(u32, u32, bool)> = candidates
+        .par_iter()
+        .copied()
+        .filter(|&(i, j, mirrored)| {
+            near::plausible(
+                &pictures[i as usize],
+                &pictures[j as usize],
+                mirrored,
+                max_shift,
+            )
+        })
+        .collect::<Vec<_>>();
+    let checked: Vec<(u32, u32, bool, f32)> = checked
+        .par_iter()
+        .map(|&(i, j, mirrored)| {
+            let alignment = near::align(
+                &pictures[i as usize],
+                &pictures[j as usize],
+                mirrored,
+                max_shift,
+            );
+            (i, j, mirrored, alignment.distance)
+        })
+        .filter(|c| f64::from(c.3) <= config.near_threshold)
+        .collect();
+    bar.inc(n as u64);
+    bar.finish_and_clear();
+
+    // A symmetric picture matches its copy both ways; the straight match wins unless the
+    // mirrored one is clearly closer.
+    let mut best: BTreeMap<(u32, u32), (bool, f32)> = BTreeMap::new();
+    for (i, j, mirrored, distance) in checked {
+        let entry = best.entry((i, j)).or_insert((mirrored, distance));
+        let (was_mirrored, was) = *entry;
+        let better = if mirrored == was_mirrored {
+            distance < was
+        } else if mirrored {
+            distance + 0.05 < was
+        } else {
+            distance <= was + 0.05
+        };
+        if better {
+            *entry = (mirrored, distance);
+        }
+    }
+    let mut pairs: Vec<DuplicatePair> = best
+        .into_iter()
+        .map(|((i, j), (mirrored, distance))| DuplicatePair {
+            a: heads[i as usize],
+            b: heads[j as usize],
+            kind: if mirrored {
+                MatchKind::Mirrored
+            } else {
+                MatchKind::Near
+            },
+            distance: (f64::from(distance) * 1e4).round() / 1e4,
+        })
+        .collect();
+    pairs.sort_by(|x, y| {
+        x.distance
+            .total_cmp(&y.distance)
+            .then_with(|| images[x.a].path.cmp(&images[y.a].path))
+    });
+    let stats = SearchStats {
+        pictures: n,
+        checked: candidates.len(),
+        search_seconds,
+        check_seconds: checking.elapsed().as_secs_f64(),
+    };
+    (pairs, stats)
+}
+
+/// Connected components of exact groups and near pairs, biggest first.
+fn components(images: usize, exact: &[ExactGroup], near: &[DuplicatePair]) -> Vec<DuplicateGroup> {
+    let mut parent: Vec<usize> = (0..images).collect();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let join = |parent: &mut Vec<usize>, a: usize, b: usize| {
+        let (ra, rb) = (root(parent, a), root(parent, b));
+        if ra != rb {
+            parent[ra.max(rb)] = ra.min(rb);
+        }
+    };
+    for group in exact {
+        for &m in &group.members[1..] {
+            join(&mut parent, group.members[0], m);
+        }
+    }
+    for pair in near {
+        join(&mut parent, pair.a, pair.b);
+    }
+    let mut by_root: BTreeMap<usize, DuplicateGroup> = BTreeMap::new();
+    let mut touched: Vec<usize> = exact
+        .iter()
+        .flat_map(|g| g.members.iter().copied())
+        .collect();
+    touched.extend(near.iter().flat_map(|p| [p.a, p.b]));
+    touched.sort_unstable();
+    touched.dedup();
+    for image in touched {
+        let r = root(&mut parent, image);
+        by_root
+            .entry(r)
+            .or_insert_with(|| DuplicateGroup {
+                members: Vec::new(),
+                exact: Vec::new(),
+                near: Vec::new(),
+            })
+            .members
+            .push(image);
+    }
+    for (gi, group) in exact.iter().enumerate() {
+        let r = root(&mut parent, group.members[0]);
+        if let Some(g) = by_root.get_mut(&r) {
+            g.exact.push(gi);
+        }
+    }
+    for (pi, pair) in near.iter().enumerate() {
+        let r = root(&mut parent, pair.a);
+        if let Some(g) = by_root.get_mut(&r) {
+            g.near.push(pi);
+        }
+    }
+    let mut groups: Vec<DuplicateGroup> = by_root.into_values().collect();
+    groups.sort_by(|a, b| {
+        b.members
+            .len()
+            .cmp(&a.members.len())
+            .then(a.members.cmp(&b.members))
+    });
+    groups
+}
+
+/// Every pair of copies whose images sit in different splits: exact copies at distance 0,
+/// and near pairs spread over the exact copies of both sides.
+fn cross_split(
+    ingested: &Ingested,
+    artifact: &DedupArtifact,
+    group_of_image: &HashMap<usize, usize>,
+) -> Vec<DuplicatePair> {
+    let ingest = &ingested.artifact;
+    let rank = |i: usize| {
+        let split = ingest.images[i].split.as_ref();
+        ingest.splits.iter().position(|s| Some(s) == split)
+    };
+    let copies = |i: usize| -> Vec<usize> {
+        match group_of_image.get(&i) {
+            Some(&g) => artifact.exact_groups[g].members.clone(),
+            None => vec![i],
+        }
+    };
+    let mut pairs: BTreeMap<(usize, usize), DuplicatePair> = BTreeMap::new();
+    let mut add = |a: usize, b: usize, kind: MatchKind, distance: f64| {
+        if rank(a) == rank(b) {
+            return;
+        }
+        // The later split in the usual order (test) goes first: it is the one whose score
+        // the copy inflates.
+        let (a, b) = if rank(a) > rank(b) { (a, b) } else { (b, a) };
+        let entry = pairs.entry((a, b)).or_insert(DuplicatePair {
+            a,
+            b,
+            kind,
+            distance,
+        });
+        if distance < entry.distance {
+            entry.kind = kind;
+            entry.distance = distance;
+        }
+    };
+    for group in &artifact.exact_groups {
+        for (x, &a) in group.members.iter().enumerate() {
+            for &b in &group.members[x + 1..] {
+                add(a, b, group.kind, 0.0);
+            }
+        }
+    }
+    for pair in &artifact.near_pairs {
+        for a in copies(pair.a) {
+            for b in copies(pair.b) {
+                add(a, b, pair.kind, pair.distance);
+            }
+        }
+    }
+    let mut pairs: Vec<DuplicatePair> = pairs.into_values().collect();
+    pairs.sort_by(|x, y| {
+        x.distance
+            .total_cmp(&y.distance)
+            .then_with(|| ingest.images[x.a].path.cmp(&ingest.images[y.a].path))
+    });
+    pairs
+}

@@ -1,0 +1,310 @@
+//! Duplicates: exact groups, near pairs with their kind, leakage across splits and label
+//! conflicts, on the demo dataset (against its truth file) and on a hand-made fixture.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use image::{Rgb, RgbImage, imageops};
+use serde_json::Value;
+
+use crate::common::{Fixture, read_json, run_in, strings};
+
+fn unordered(a: &str, b: &str) -> (String, String) {
+    if a <= b {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    }
+}
+
+fn sorted_group(group: &Value) -> Vec<String> {
+    let mut members: Vec<String> = group
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().or(m["path"].as_str()).unwrap().to_string())
+        .collect();
+    members.sort();
+    members
+}
+
+/// The target: every planted duplicate is found, and nothing else is flagged.
+#[test]
+fn the_demo_duplicates_are_exactly_the_planted_ones() {
+    let fx = Fixture::new();
+    let out = fx.dir.path().join("demo-out");
+    let args = strings(&["demo", "--out", &out.display().to_string()]);
+    let run = run_in(fx.dir.path(), &args, &out);
+    assert!(run.output.status.success(), "{}", run.stderr());
+    let truth = read_json(&out.join("demo-truth.json"));
+    let duplicates = &run.report_json()["duplicates"];
+
+    let planted_near: BTreeSet<((String, String), String)> = truth["near_pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(truth["leakage"].as_array().unwrap())
+        .filter(|p| p["kind"] != "exact")
+        .map(|p| {
+            let kind = if p["kind"] == "flip" {
+                "flipped"
+            } else {
+                "near"
+            };
+            (
+                unordered(p["original"].as_str().unwrap(), p["copy"].as_str().unwrap()),
+                kind.to_string(),
+            )
+        })
+        .collect();
+    let found_near: BTreeSet<((String, String), String)> = duplicates["near_pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                unordered(p["a"].as_str().unwrap(), p["b"].as_str().unwrap()),
+                p["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(found_near, planted_near);
+
+    let planted_exact: BTreeSet<Vec<String>> = truth["exact_byte_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(truth["exact_pixel_groups"].as_array().unwrap())
+        .map(sorted_group)
+        .collect();
+    let found_exact: BTreeSet<Vec<String>> = duplicates["exact_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(sorted_group)
+        .collect();
+    assert_eq!(found_exact, planted_exact);
+
+    // Leakage: the test copy first, its train original second.
+    let planted_leaks: BTreeSet<(String, String)> = truth["leakage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["copy"].as_str().unwrap().to_string(),
+                p["original"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let found_leaks: BTreeSet<(String, String)> = duplicates["cross_split"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["a"].as_str().unwrap().to_string(),
+                p["b"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(found_leaks, planted_leaks);
+
+    let planted_conflicts: BTreeSet<Vec<String>> = truth["conflicting_labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(sorted_group)
+        .collect();
+    let found_conflicts: BTreeSet<Vec<String>> = duplicates["conflicting_labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(sorted_group)
+        .collect();
+    assert_eq!(found_conflicts, planted_conflicts);
+
+    // The leakage alert leads the overview.
+    let html = run.html();
+    let alerts = html.find("class=\"alerts\"").expect("alerts list");
+    let first_alert = &html[alerts..alerts + 400];
+    assert!(
+        first_alert.contains("`test` images also appear in `train` (4 exact, 4 near copies)"),
+        "{first_alert}"
+    );
+}
+
+/// A smooth, photo-like picture: soft coloured blobs on a gradient, a little noise.
+fn scene(seed: u32) -> RgbImage {
+    let mut state = seed.wrapping_mul(2_654_435_761) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        (state % 10_000) as f32 / 10_000.0
+    };
+    let blobs: Vec<(f32, f32, f32, [f32; 3])> = (0..5)
+        .map(|_| {
+            (
+                next() * 40.0,
+                next() * 40.0,
+                4.0 + next() * 8.0,
+                [
+                    next() * 240.0 - 120.0,
+                    next() * 240.0 - 120.0,
+                    next() * 240.0 - 120.0,
+                ],
+            )
+        })
+        .collect();
+    let tilt = next() * 3.0 - 1.5;
+    RgbImage::from_fn(40, 40, |x, y| {
+        let mut pixel = [0u8; 3];
+        for (c, value) in pixel.iter_mut().enumerate() {
+            let mut v = 128.0 + tilt * (x as f32 - 20.0) + (next() - 0.5) * 12.0;
+            for &(bx, by, r, amp) in &blobs {
+                let d2 = (x as f32 - bx).powi(2) + (y as f32 - by).powi(2);
+                v += amp[c] * (-d2 / (r * r)).exp();
+            }
+            *value = v.clamp(0.0, 255.0) as u8;
+        }
+        Rgb(pixel)
+    })
+}
+
+fn save(root: &Path, rel: &str, image: &RgbImage) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image.save(&path).unwrap();
+}
+
+fn near_pairs(report: &Value) -> BTreeSet<((String, String), String)> {
+    report["duplicates"]["near_pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                unordered(p["a"].as_str().unwrap(), p["b"].as_str().unwrap()),
+                p["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn shifted_brightened_and_mirrored_copies_are_found_with_their_kind() {
+    let fx = Fixture::new();
+    let data = fx.data();
+    let original = scene(1);
+    save(&data, "train/cat/a.png", &original);
+    // Moved 2 px right and 1 down, edges repeated, and saved as a JPEG in the test split.
+    let shifted = RgbImage::from_fn(40, 40, |x, y| {
+        *original.get_pixel(x.saturating_sub(2), y.saturating_sub(1))
+    });
+    save(&data, "test/cat/a_moved.jpg", &shifted);
+    // Its mirror image, filed under another class.
+    save(
+        &data,
+        "train/dog/a_mirror.png",
+        &imageops::flip_horizontal(&original),
+    );
+    let second = scene(2);
+    save(&data, "train/cat/b.png", &second);
+    let mut brighter = second.clone();
+    brighter
+        .pixels_mut()
+        .for_each(|p| p.0 = p.0.map(|v| v.saturating_add(30)));
+    save(&data, "train/cat/b_bright.png", &brighter);
+    // A resized copy at 56 px.
+    let third = scene(3);
+    save(&data, "train/dog/c.png", &third);
+    let bigger = imageops::resize(&third, 56, 56, imageops::FilterType::Triangle);
+    save(&data, "train/dog/c_big.png", &bigger);
+    // Unrelated pictures, none of them a copy of another.
+    for seed in 10..30u32 {
+        let split = if seed % 4 == 0 { "test" } else { "train" };
+        let class = if seed % 2 == 0 { "cat" } else { "dog" };
+        save(
+            &data,
+            &format!("{split}/{class}/other{seed}.png"),
+            &scene(seed),
+        );
+    }
+    fx.settle();
+
+    let report = fx.report(&[]).report_json();
+    let expected: BTreeSet<((String, String), String)> = [
+        (unordered("train/cat/a.png", "test/cat/a_moved.jpg"), "near"),
+        (
+            unordered("train/cat/a.png", "train/dog/a_mirror.png"),
+            "flipped",
+        ),
+        (
+            unordered("test/cat/a_moved.jpg", "train/dog/a_mirror.png"),
+            "flipped",
+        ),
+        (
+            unordered("train/cat/b.png", "train/cat/b_bright.png"),
+            "near",
+        ),
+        (unordered("train/dog/c.png", "train/dog/c_big.png"), "near"),
+    ]
+    .into_iter()
+    .map(|(pair, kind)| (pair, kind.to_string()))
+    .collect();
+    let found = near_pairs(&report);
+    assert_eq!(found, expected);
+
+    // Leakage: the moved test copy against `a` (straight) and against its mirror image.
+    let cross: BTreeSet<(String, String, String)> = report["duplicates"]["cross_split"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let field = |k: &str| p[k].as_str().unwrap().to_string();
+            (field("a"), field("b"), field("kind"))
+        })
+        .collect();
+    let expected_cross: BTreeSet<(String, String, String)> = [
+        ("test/cat/a_moved.jpg", "train/cat/a.png", "near"),
+        ("test/cat/a_moved.jpg", "train/dog/a_mirror.png", "flipped"),
+    ]
+    .into_iter()
+    .map(|(a, b, k)| (a.to_string(), b.to_string(), k.to_string()))
+    .collect();
+    assert_eq!(cross, expected_cross);
+
+    // `a`, its moved copy and its mirror form one group, and the mirror says "dog".
+    let conflicts: Vec<Vec<String>> = report["duplicates"]["conflicting_labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(sorted_group)
+        .collect();
+    assert_eq!(
+        conflicts,
+        vec![strings(&[
+            "test/cat/a_moved.jpg",
+            "train/cat/a.png",
+            "train/dog/a_mirror.png"
+        ])]
+    );
+
+    // Without mirror search the flipped pair goes, and only dedup and what reads it rerun.
+    std::fs::write(
+        fx.dir.path().join("aldente.toml"),
+        "[dedup]\nmirrored = false\n",
+    )
+    .unwrap();
+    let run = fx.report(&[]);
+    assert_eq!(run.reran(), strings(&["dedup", "render"]));
+    let without = near_pairs(&run.report_json());
+    assert!(
+        without
+            .iter()
+            .all(|(pair, kind)| kind == "near" && !pair.1.contains("mirror")),
+        "{without:?}"
+    );
+    assert_eq!(without.len(), 3);
+}
