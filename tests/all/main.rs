@@ -7,5 +7,6 @@ mod cifar_binary;
 mod cli;
 mod demo;
 mod folder_layouts;
+mod hostile;
 mod incremental;
 mod unreadable;
