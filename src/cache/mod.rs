@@ -127,14 +127,7 @@ impl Cache {
     pub fn read_artifact<T: DeserializeOwned>(&self, stage: &str, name: &str) -> Result<T> {
         let path = self.stage_dir(stage).join(name);
         let bytes = fsutil::read(&path)?;
-        let body = unseal(&bytes).with_context(|| {
-            format!(
-                "cache file {} is damaged (its checksum does not match)",
-                path.display()
-            )
-        })?;
-        postcard::from_bytes(body)
-            .with_context(|| format!("cache file {} is damaged", path.display()))
+        decode_artifact(&bytes).with_context(|| format!("cache file {} is damaged", path.display()))
     }
 
     pub fn read_bytes(&self, stage: &str, name: &str) -> Result<Vec<u8>> {
@@ -168,6 +161,13 @@ pub fn seal(mut bytes: Vec<u8>) -> Vec<u8> {
     let digest = xxhash_rust::xxh3::xxh3_64(&bytes);
     bytes.extend_from_slice(&digest.to_le_bytes());
     bytes
+}
+
+/// Reads the bytes of an artifact written by [`Cache::write_artifact`]: checksum, then
+/// postcard. Public for the fuzz target that feeds it arbitrary bytes.
+pub fn decode_artifact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let body = unseal(bytes).context("its checksum does not match")?;
+    postcard::from_bytes(body).context("its contents cannot be read")
 }
 
 /// The body of a sealed artifact, or `None` when its checksum does not match.

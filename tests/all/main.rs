@@ -9,4 +9,5 @@ mod demo;
 mod folder_layouts;
 mod hostile;
 mod incremental;
+mod interrupt;
 mod unreadable;
