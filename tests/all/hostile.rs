@@ -858,3 +858,162 @@ fn hostile_names_alike_once_made_lossy_are_both_counted() {
     let report = fx.report(&[]).report_json();
     assert_eq!(report["dataset"]["images"], 2);
 }
+
+/// Small valid inputs of every kind the readers take, for the mutation loop to break.
+fn mutation_seeds() -> Vec<Vec<u8>> {
+    let small = rgb(21, 12, 9);
+    let mut gif = Vec::new();
+    {
+        let mut encoder = image::codecs::gif::GifEncoder::new(&mut gif);
+        for seed in 0..2 {
+            let frame = DynamicImage::ImageRgb8(synthetic(seed, 6, 5)).into_rgba8();
+            encoder.encode_frame(image::Frame::new(frame)).unwrap();
+        }
+    }
+    let progressive = TinyJpeg {
+        progressive: true,
+        orientation: Some(8),
+        ..Default::default()
+    };
+    let cmyk = TinyJpeg {
+        adobe: true,
+        ..Default::default()
+    };
+    vec![
+        encode(&small, ImageFormat::Png),
+        encode(&small, ImageFormat::Jpeg),
+        encode(&small, ImageFormat::Bmp),
+        encode(&small, ImageFormat::Tiff),
+        encode(&small, ImageFormat::WebP),
+        gif,
+        tiny_jpeg(16, 8, &[90, 120, 140], &progressive),
+        tiny_jpeg(8, 8, &[10, 200, 30, 40], &cmyk),
+        interlaced_png([1, 2, 3]),
+        png_raw(
+            3,
+            1,
+            png::ColorType::Indexed,
+            png::BitDepth::Eight,
+            Some(&[0, 0, 0, 255, 255, 255]),
+            &[0, 1, 0],
+        ),
+    ]
+}
+
+/// One random change of the kinds that break parsers: flipped bits, "interesting" bytes
+/// (0, 0xFF, sign boundaries) over length fields, cuts, and repeated or dropped spans.
+fn mutate(bytes: &mut Vec<u8>, rng: &mut u64) {
+    let mut next = |bound: usize| {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        (*rng % bound.max(1) as u64) as usize
+    };
+    if bytes.is_empty() {
+        bytes.push(0);
+    }
+    match next(6) {
+        0 => {
+            for _ in 0..=next(8) {
+                let at = next(bytes.len());
+                bytes[at] ^= 1 << next(8);
+            }
+        }
+        1 => {
+            let at = next(bytes.len());
+            let value = [0x00, 0xFF, 0x7F, 0x80, 0x01, 0xFE][next(6)];
+            for b in bytes.iter_mut().skip(at).take(1 + next(4)) {
+                *b = value;
+            }
+        }
+        2 => {
+            let keep = next(bytes.len());
+            bytes.truncate(keep);
+        }
+        3 => {
+            let start = next(bytes.len());
+            let len = next(64).min(bytes.len() - start);
+            let span: Vec<u8> = bytes[start..start + len].to_vec();
+            let at = next(bytes.len());
+            bytes.splice(at..at, span);
+        }
+        4 => {
+            let start = next(bytes.len());
+            let len = next(32).min(bytes.len() - start);
+            bytes.drain(start..start + len);
+        }
+        _ => {
+            // A big-endian 32-bit field (PNG/JPEG sizes and lengths) set to something large.
+            let at = next(bytes.len().saturating_sub(4));
+            let value = [u32::MAX, 0x8000_0000, 0xFFFF, 0x10000, 30000][next(5)];
+            for (i, b) in value.to_be_bytes().iter().enumerate() {
+                if let Some(slot) = bytes.get_mut(at + i) {
+                    *slot = *b;
+                }
+            }
+        }
+    }
+}
+
+// CI has no nightly toolchain for cargo-fuzz, so this seeded mutation loop runs the readers
+// the fuzz targets cover (decode, the CIFAR batch reader, the sealed cache artifacts) on
+// every `cargo test`: 20,000 mutated inputs, the same ones on every run. A panic
+// names the seed and round so the input can be rebuilt.
+#[test]
+fn hostile_readers_survive_seeded_mutations() {
+    use aldente::cache::{decode_artifact, seal};
+    use aldente::dataset::{DatasetKind, FileRole, SourceFile, UnitEncoding, cifar};
+    use aldente::decode::{DecodeOptions, Outcome, decode};
+    use aldente::stages::ingest::{IngestArtifact, check_thumb_ranges};
+
+    let options = DecodeOptions {
+        thumbnail_size: 8,
+        max_pixels: 1 << 16,
+    };
+    let batch = SourceFile {
+        rel_path: "data_batch_1.bin".into(),
+        abs_path: PathBuf::from("data_batch_1.bin"),
+        size: 0,
+        mtime_ns: 0,
+        ino: 0,
+        role: FileRole::CifarBatch {
+            split: "train".into(),
+        },
+    };
+    let seeds = mutation_seeds();
+    let mut rng = 0x5EED_u64;
+    for round in 0..20_000 {
+        let seed = round % seeds.len();
+        let mut bytes = seeds[seed].clone();
+        for _ in 0..1 + round % 3 {
+            mutate(&mut bytes, &mut rng);
+        }
+        let outcome = std::panic::catch_unwind(|| {
+            match decode("m/x.jpg", &bytes, UnitEncoding::File, options) {
+                Outcome::Image(image) => {
+                    assert!(u64::from(image.width) * u64::from(image.height) <= 1 << 16);
+                }
+                Outcome::Unreadable(reason) | Outcome::NotImage(reason) => {
+                    assert!(!reason.contains("ChunkType {"), "{reason}");
+                }
+            }
+            for kind in [DatasetKind::Cifar10, DatasetKind::Cifar100] {
+                let (units, _) = cifar::units(&batch, "train", &bytes, &kind, None);
+                for unit in units {
+                    assert!(cifar::decode_record(unit.bytes).is_some());
+                }
+            }
+            let sealed = seal(bytes.clone());
+            if let Ok(artifact) = decode_artifact::<IngestArtifact>(&sealed) {
+                let _ = check_thumb_ranges(&artifact);
+            }
+            assert!(decode_artifact::<IngestArtifact>(&bytes[..bytes.len().min(7)]).is_err());
+        });
+        assert!(
+            outcome.is_ok(),
+            "panic on seed {seed}, round {round}: {} bytes starting {:02x?}",
+            bytes.len(),
+            &bytes[..bytes.len().min(32)]
+        );
+    }
+}
