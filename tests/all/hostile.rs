@@ -600,6 +600,12 @@ fn write_corpus(data: &Path) -> Corpus {
     std::os::unix::fs::symlink("missing.png", data.join("dog/dangling.png")).unwrap();
     c.expect(b"dog/dangling.png", Skipped("broken symbolic link"));
 
+    // A named pipe would block a reader forever: it must be skipped from its type alone.
+    let fifo = std::ffi::CString::new(data.join("dog/pipe.png").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    c.expect(b"dog/pipe.png", Skipped("not a regular file"));
+
     // A file without read permission: root reads it anyway (CI runs as root).
     let locked = c.put(
         b"dog/no_permission.png",
