@@ -273,7 +273,8 @@ fn over_limit(width: u32, height: u32, options: DecodeOptions) -> Option<Outcome
     (pixels > options.max_pixels).then(|| {
         Outcome::Unreadable(format!(
             "image is {width}x{height} ({} pixels): over the decode limit of {} pixels; \
-             raise --max-pixels (or ingest.max_pixels in aldente.toml) to analyse it",
+             raise --max-pixels to {pixels} or more (or ingest.max_pixels in aldente.toml) to \
+             analyse it",
             crate::text::thousands(pixels),
             crate::text::thousands(options.max_pixels)
         ))
@@ -299,11 +300,12 @@ fn over_memory(
     let budget = memory_budget(options);
     (needed > budget).then(|| {
         Outcome::Unreadable(format!(
-            "{format} image is {width}x{height} and needs {} MB to decode: over the memory \
-             limit of {} MB; raise --max-pixels (or ingest.max_pixels in aldente.toml) to \
-             analyse it",
-            crate::text::thousands(needed >> 20),
-            crate::text::thousands(budget >> 20)
+            "{format} image is {width}x{height} and needs {} MiB to decode: over the memory \
+             limit of {} MiB; raise --max-pixels to {} or more (or ingest.max_pixels in \
+             aldente.toml) to analyse it",
+            crate::text::thousands(needed.div_ceil(1 << 20)),
+            crate::text::thousands(budget >> 20),
+            needed.div_ceil(8)
         ))
     })
 }
