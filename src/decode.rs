@@ -2,9 +2,12 @@
 //! facts every later stage relies on (size, colour type, pixel hash, channel sums at full
 //! resolution, a small RGB thumbnail).
 //!
-//! Must never panic and never allocate without bound: the pixel count is checked against
-//! `max_pixels` from the header before any pixel is decoded, and the `image` crate's
-//! allocation limit stays on. Every failure comes back as a sentence a user can act on.
+//! Must never panic and never allocate without bound: from the header, before any pixel is
+//! decoded, the pixel count is checked against `max_pixels` and the memory the decode needs
+//! against a budget derived from it ([`memory_budget`]); big decodes take turns, so a dataset
+//! of decompression bombs peaks under 1 GiB with the defaults. The `image` crate's
+//! allocation limit stays on. Every failure comes back as a sentence a user can act on: what
+//! is wrong, and what to do (re-download, convert, or raise `--max-pixels`).
 
 use std::io::Cursor;
 
@@ -138,6 +141,7 @@ fn decode_file(path: &str, bytes: &[u8], options: DecodeOptions) -> Outcome {
     ) {
         return refusal;
     }
+    let _turn = big_decode_turn(decoder.total_bytes().saturating_add(conversion));
     let color = describe_color(decoder.original_color_type());
     let orientation = decoder.orientation().ok();
     let mut image = match DynamicImage::from_decoder(decoder) {
@@ -202,6 +206,7 @@ fn decode_jpeg(bytes: &[u8], options: DecodeOptions) -> Outcome {
     if let Some(refusal) = over_memory("jpeg", width, height, needed, options) {
         return refusal;
     }
+    let _turn = big_decode_turn(needed);
     // Bounded by max_pixels above: at most 4 bytes per pixel (CMYK) are decoded.
     decoder.set_max_decoding_buffer_size((pixels as usize).saturating_mul(4).max(1 << 20));
     let raw = match decoder.decode() {
@@ -286,6 +291,21 @@ fn over_limit(width: u32, height: u32, options: DecodeOptions) -> Option<Outcome
 /// under 1 GiB; raising --max-pixels raises it in step.
 fn memory_budget(options: DecodeOptions) -> u64 {
     options.max_pixels.saturating_mul(8).max(768 << 20)
+}
+
+/// Decodes bigger than this take turns: one big image at a time (up to the budget) plus small
+/// ones on the other threads keeps the peak under 1 GiB however many bombs a dataset holds.
+const BIG_DECODE_BYTES: u64 = 128 << 20;
+
+static BIG_DECODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits for the big-decode turn when `needed` is big; small decodes never wait.
+fn big_decode_turn(needed: u64) -> Option<std::sync::MutexGuard<'static, ()>> {
+    (needed > BIG_DECODE_BYTES).then(|| {
+        BIG_DECODE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    })
 }
 
 /// The memory check: an image under the pixel limit can still need too much memory to decode
