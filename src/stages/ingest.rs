@@ -29,7 +29,8 @@ use crate::progress::Progress;
 
 pub const NAME: &str = "ingest";
 /// Bump when what ingest measures or stores changes.
-pub const VERSION: u32 = 1;
+/// 2: the artifact records the decode settings, and cache files end with a checksum.
+pub const VERSION: u32 = 2;
 
 const TABLE: &str = "table.bin";
 const THUMBS: &str = "thumbs.bin";
