@@ -52,6 +52,12 @@ pub struct Args {
     /// Settings file (TOML). Default: aldente.toml in the current folder, if there is one.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Decode limit: images with more pixels than this are listed as unreadable instead of
+    /// being decoded (a memory guard against huge images and decompression bombs).
+    /// Overrides ingest.max_pixels [default: 100000000].
+    #[arg(long, global = true, value_name = "PIXELS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pixels: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +105,13 @@ mod tests {
         let args = Args::try_parse_from(["aldente", "report", "d", "--force=dedup"]).unwrap();
         assert_eq!(args.force.as_deref(), Some("dedup"));
         assert!(Args::try_parse_from(["aldente", "report", "d", "--force=nope"]).is_err());
+    }
+
+    #[test]
+    fn max_pixels_must_be_a_positive_number() {
+        let args = Args::try_parse_from(["aldente", "report", "d", "--max-pixels", "5"]).unwrap();
+        assert_eq!(args.max_pixels, Some(5));
+        assert!(Args::try_parse_from(["aldente", "report", "d", "--max-pixels", "0"]).is_err());
     }
 
     #[test]

@@ -155,7 +155,7 @@ pub struct Settings {
 impl Settings {
     /// Reads the config file (if any) and merges the flags over it.
     pub fn resolve(args: &Args) -> Result<Settings> {
-        let (file, config_path) = match &args.config {
+        let (mut file, config_path) = match &args.config {
             Some(path) => (load_config(path)?, Some(path.clone())),
             None => {
                 let default = PathBuf::from("aldente.toml");
@@ -166,6 +166,10 @@ impl Settings {
                 }
             }
         };
+        // Flags override the settings file.
+        if let Some(max_pixels) = args.max_pixels {
+            file.ingest.max_pixels = max_pixels;
+        }
         let dataset = match &args.command {
             Command::Report(report) => report.dataset.clone(),
             Command::Demo(_) => args.out.join("demo-dataset"),

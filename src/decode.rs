@@ -2,9 +2,12 @@
 //! facts every later stage relies on (size, colour type, pixel hash, channel sums at full
 //! resolution, a small RGB thumbnail).
 //!
-//! Must never panic and never allocate without bound: the pixel count is checked against
-//! `max_pixels` from the header before any pixel is decoded, and the `image` crate's
-//! allocation limit stays on. Every failure comes back as a sentence a user can act on.
+//! Must never panic and never allocate without bound: from the header, before any pixel is
+//! decoded, the pixel count is checked against `max_pixels` and the memory the decode needs
+//! against a budget derived from it ([`memory_budget`]); big decodes take turns, so a dataset
+//! of decompression bombs peaks under 1 GiB with the defaults. The `image` crate's
+//! allocation limit stays on. Every failure comes back as a sentence a user can act on: what
+//! is wrong, and what to do (re-download, convert, or raise `--max-pixels`).
 
 use std::io::Cursor;
 
@@ -39,7 +42,7 @@ pub struct Decoded {
 }
 
 /// Limits and sizes for decoding.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DecodeOptions {
     pub thumbnail_size: u32,
     pub max_pixels: u64,
@@ -86,7 +89,14 @@ fn decode_file(path: &str, bytes: &[u8], options: DecodeOptions) -> Outcome {
         };
     }
     let reader = match ImageReader::new(Cursor::new(bytes)).with_guessed_format() {
-        Ok(reader) => reader,
+        Ok(mut reader) => {
+            // The image crate's own allocation cap (512 MiB by default) follows our budget,
+            // so raising --max-pixels is enough to analyse a big image.
+            let mut limits = image::Limits::default();
+            limits.max_alloc = Some(memory_budget(options));
+            reader.limits(limits);
+            reader
+        }
         Err(err) => return Outcome::Unreadable(format!("could not be read: {err}")),
     };
     let Some(format) = reader.format() else {
@@ -114,6 +124,24 @@ fn decode_file(path: &str, bytes: &[u8], options: DecodeOptions) -> Outcome {
     if width == 0 || height == 0 {
         return Outcome::Unreadable(format!("image has no pixels ({width}x{height})"));
     }
+    // ImageReader::decode reserves the decoded size against the limits; decoding through
+    // `into_decoder` + `from_decoder` (needed for the orientation) does not, so check here:
+    // the decoder's buffer, plus the RGB copy when the image is not 8-bit RGB already.
+    let conversion = if decoder.color_type() == image::ColorType::Rgb8 {
+        0
+    } else {
+        u64::from(width) * u64::from(height) * 3
+    };
+    if let Some(refusal) = over_memory(
+        &format_name,
+        width,
+        height,
+        decoder.total_bytes().saturating_add(conversion),
+        options,
+    ) {
+        return refusal;
+    }
+    let _turn = big_decode_turn(decoder.total_bytes().saturating_add(conversion));
     let color = describe_color(decoder.original_color_type());
     let orientation = decoder.orientation().ok();
     let mut image = match DynamicImage::from_decoder(decoder) {
@@ -161,11 +189,24 @@ fn decode_jpeg(bytes: &[u8], options: DecodeOptions) -> Outcome {
     // end-of-image marker is how a truncated download shows, so it is reported as such.
     if !has_jpeg_end(bytes) {
         return Outcome::Unreadable(
-            "truncated jpeg: the end-of-image marker is missing (the file was probably cut off; \
-             download it again)"
+            "truncated jpeg: unexpected end of data (the end-of-image marker is missing); the \
+             file was probably cut off: download or export it again"
                 .into(),
         );
     }
+    // jpeg-decoder holds one plane per component and then the interleaved output; anything
+    // but RGB is converted into a third buffer.
+    let (components, conversion) = match info.pixel_format {
+        PixelFormat::RGB24 => (3, 0),
+        PixelFormat::L8 => (1, 3),
+        PixelFormat::L16 => (2, 3),
+        PixelFormat::CMYK32 => (4, 3),
+    };
+    let needed = pixels.saturating_mul(2 * components + conversion);
+    if let Some(refusal) = over_memory("jpeg", width, height, needed, options) {
+        return refusal;
+    }
+    let _turn = big_decode_turn(needed);
     // Bounded by max_pixels above: at most 4 bytes per pixel (CMYK) are decoded.
     decoder.set_max_decoding_buffer_size((pixels as usize).saturating_mul(4).max(1 << 20));
     let raw = match decoder.decode() {
@@ -222,9 +263,12 @@ fn has_jpeg_end(bytes: &[u8]) -> bool {
 fn describe_jpeg_error(text: &str) -> String {
     let lower = text.to_lowercase();
     if lower.contains("eof") || lower.contains("end of") || lower.contains("no more bytes") {
-        format!("truncated jpeg: {text} (the file was probably cut off; download it again)")
+        format!(
+            "truncated jpeg: unexpected end of data ({text}); the file was probably cut off: \
+             download or export it again"
+        )
     } else {
-        format!("damaged jpeg: {text}")
+        format!("damaged jpeg: {text}; the file is corrupted: download or export it again")
     }
 }
 
@@ -233,9 +277,55 @@ fn over_limit(width: u32, height: u32, options: DecodeOptions) -> Option<Outcome
     let pixels = u64::from(width) * u64::from(height);
     (pixels > options.max_pixels).then(|| {
         Outcome::Unreadable(format!(
-            "image is {width}x{height} ({pixels} pixels): over the decode limit of {} pixels; \
-             raise ingest.max_pixels in aldente.toml to analyse it",
-            options.max_pixels
+            "image is {width}x{height} ({} pixels): over the decode limit of {} pixels; \
+             raise --max-pixels to {pixels} or more (or ingest.max_pixels in aldente.toml) to \
+             analyse it",
+            crate::text::thousands(pixels),
+            crate::text::thousands(options.max_pixels)
+        ))
+    })
+}
+
+/// The most memory one decode may use: 8 bytes per allowed pixel, at least 768 MiB. With the
+/// default limit (100 M pixels) that is 800 MB, which keeps a decompression bomb's peak
+/// under 1 GiB; raising --max-pixels raises it in step.
+fn memory_budget(options: DecodeOptions) -> u64 {
+    options.max_pixels.saturating_mul(8).max(768 << 20)
+}
+
+/// Decodes bigger than this take turns: one big image at a time (up to the budget) plus small
+/// ones on the other threads keeps the peak under 1 GiB however many bombs a dataset holds.
+const BIG_DECODE_BYTES: u64 = 128 << 20;
+
+static BIG_DECODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits for the big-decode turn when `needed` is big; small decodes never wait.
+fn big_decode_turn(needed: u64) -> Option<std::sync::MutexGuard<'static, ()>> {
+    (needed > BIG_DECODE_BYTES).then(|| {
+        BIG_DECODE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    })
+}
+
+/// The memory check: an image under the pixel limit can still need too much memory to decode
+/// (16-bit RGBA takes 8 bytes per pixel, CMYK JPEGs three buffers).
+fn over_memory(
+    format: &str,
+    width: u32,
+    height: u32,
+    needed: u64,
+    options: DecodeOptions,
+) -> Option<Outcome> {
+    let budget = memory_budget(options);
+    (needed > budget).then(|| {
+        Outcome::Unreadable(format!(
+            "{format} image is {width}x{height} and needs {} MiB to decode: over the memory \
+             limit of {} MiB; raise --max-pixels to {} or more (or ingest.max_pixels in \
+             aldente.toml) to analyse it",
+            crate::text::thousands(needed.div_ceil(1 << 20)),
+            crate::text::thousands(budget >> 20),
+            needed.div_ceil(8)
         ))
     })
 }
@@ -302,19 +392,65 @@ fn describe_color(color: ExtendedColorType) -> String {
     }
 }
 
-/// Words a decoder error: which format, and what went wrong.
+/// Words a decoder error: which format, what went wrong, and what to do. The decoders'
+/// own texts are cleaned of the parts meant for programmers (the image crate's "Format error
+/// decoding Png:" prefix, the png crate's `ChunkType { type: IDAT, .. }` Debug output).
 fn describe_error(format: &str, err: &image::ImageError) -> String {
-    let text = err.to_string();
-    let lower = text.to_lowercase();
+    let detail = plain_detail(&err.to_string());
+    let lower = detail.to_lowercase();
     if lower.contains("end of") || lower.contains("eof") || lower.contains("unexpected end") {
-        format!("truncated {format}: {text} (the file was probably cut off; download it again)")
+        format!(
+            "truncated {format}: unexpected end of data ({detail}); the file was probably cut \
+             off: download or export it again"
+        )
     } else if matches!(err, image::ImageError::Limits(_)) {
         format!(
-            "{format} needs more memory to decode than the safety limit allows: {text}; \
-             raise ingest.max_pixels in aldente.toml if the image is real"
+            "{format} needs more memory to decode than the safety limit allows ({detail}); \
+             raise --max-pixels (or ingest.max_pixels in aldente.toml) if the image is real"
         )
+    } else if lower.contains("crc") || lower.contains("checksum") {
+        format!(
+            "damaged {format}: a checksum does not match ({detail}); the file is corrupted: \
+             download or export it again"
+        )
+    } else if matches!(err, image::ImageError::Unsupported(_)) {
+        format!("unsupported {format}: {detail}; convert it to PNG or JPEG to have it analysed")
     } else {
-        format!("damaged {format}: {text}")
+        format!("damaged {format}: {detail}; the file is corrupted: download or export it again")
+    }
+}
+
+/// A decoder's error text made readable: without the format prefix, with the png crate's
+/// `ChunkType { type: IDAT, critical: .. }` shortened to `IDAT`, without a final full stop.
+fn plain_detail(text: &str) -> String {
+    let mut text = text.trim();
+    if let Some(rest) = text.strip_prefix("Format error decoding ")
+        && let Some((_, detail)) = rest.split_once(": ")
+    {
+        text = detail;
+    } else if let Some(rest) = text.strip_prefix("Format error: ") {
+        text = rest;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("ChunkType {") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let end = after.find('}').map_or(after.len(), |i| i + 1);
+        let name = after[..end]
+            .split("type: ")
+            .nth(1)
+            .and_then(|t| t.split([',', ' ', '}']).next())
+            .unwrap_or("a");
+        out.push_str(name);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    let out = out.trim_end_matches('.').trim().to_string();
+    if out.is_empty() {
+        "no details".to_string()
+    } else {
+        out
     }
 }
 
@@ -392,6 +528,7 @@ mod tests {
         else {
             panic!("expected unreadable");
         };
+        assert!(why.contains("--max-pixels"), "{why}");
         assert!(why.contains("ingest.max_pixels"), "{why}");
     }
 
@@ -417,6 +554,49 @@ mod tests {
             decode("notes.txt", b"hello", UnitEncoding::File, OPTIONS),
             Outcome::NotImage(_)
         ));
+    }
+
+    // Regression guard: a PNG with a bad CRC was listed as "Format error decoding Png: CRC
+    // error: ... while decoding ChunkType { type: IDAT, critical: true, .. } chunk.".
+    #[test]
+    fn png_errors_read_as_sentences_not_debug_output() {
+        let mut bytes = png(8, 8);
+        let idat = bytes.windows(4).position(|w| w == b"IDAT").unwrap();
+        let len = u32::from_be_bytes(bytes[idat - 4..idat].try_into().unwrap()) as usize;
+        bytes[idat + 4 + len] ^= 0xFF;
+        let Outcome::Unreadable(why) = decode("a.png", &bytes, UnitEncoding::File, OPTIONS) else {
+            panic!("expected unreadable");
+        };
+        assert!(
+            why.starts_with("damaged png: a checksum does not match"),
+            "{why}"
+        );
+        assert!(why.contains("IDAT") && !why.contains('{'), "{why}");
+        assert!(why.contains("download or export it again"), "{why}");
+    }
+
+    #[test]
+    fn under_the_pixel_limit_but_over_the_memory_budget_is_refused_before_decoding() {
+        // 16-bit RGBA: 8 bytes per pixel, plus 3 for the RGB copy.
+        let img = image::ImageBuffer::<image::Rgba<u16>, _>::new(300, 300);
+        let mut bytes = Vec::new();
+        DynamicImage::ImageRgba16(img)
+            .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .unwrap();
+        let options = DecodeOptions {
+            max_pixels: 90_000,
+            ..OPTIONS
+        };
+        assert_eq!(memory_budget(options), 768 << 20, "the floor applies");
+        assert!(matches!(
+            decode("a.png", &bytes, UnitEncoding::File, options),
+            Outcome::Image(_)
+        ));
+        let why = over_memory("png", 30000, 30000, 30000 * 30000 * 11, options);
+        let Some(Outcome::Unreadable(why)) = why else {
+            panic!("expected a refusal");
+        };
+        assert!(why.contains("--max-pixels"), "{why}");
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   complete entry or one without a fingerprint, which the next run recomputes.
 //! - A fresh fingerprint is trusted only if every artifact file still has the size recorded
 //!   with it; a missing, short or undecodable artifact means "recompute, with a warning",
-//!   never an error and never a wrong report.
+//!   never an error and never a wrong report. Serialised artifacts end with a checksum
+//!   ([`seal`]), so a damaged one cannot pass for data.
 
 pub mod fingerprint;
 pub mod statcache;
@@ -113,7 +114,7 @@ impl Cache {
     pub fn write_artifact<T: Serialize>(&self, stage: &str, name: &str, value: &T) -> Result<u64> {
         let bytes = postcard::to_stdvec(value)
             .with_context(|| format!("could not serialise the {stage} artifact {name}"))?;
-        self.write_bytes(stage, name, &bytes)
+        self.write_bytes(stage, name, &seal(bytes))
     }
 
     /// Writes raw bytes atomically into the stage folder; returns their size.
@@ -126,8 +127,7 @@ impl Cache {
     pub fn read_artifact<T: DeserializeOwned>(&self, stage: &str, name: &str) -> Result<T> {
         let path = self.stage_dir(stage).join(name);
         let bytes = fsutil::read(&path)?;
-        postcard::from_bytes(&bytes)
-            .with_context(|| format!("cache file {} is damaged", path.display()))
+        decode_artifact(&bytes).with_context(|| format!("cache file {} is damaged", path.display()))
     }
 
     pub fn read_bytes(&self, stage: &str, name: &str) -> Result<Vec<u8>> {
@@ -151,5 +151,49 @@ impl Cache {
             &self.fingerprint_path(&inputs.stage),
             fingerprint.as_bytes(),
         )
+    }
+}
+
+/// Appends the xxh3-64 digest of `bytes`. A cache file with a flipped bit, a torn write or
+/// stray bytes could still deserialise (postcard has no redundancy) into a wrong artifact
+/// whose indices point anywhere; the checksum turns that into "damaged, recompute".
+pub fn seal(mut bytes: Vec<u8>) -> Vec<u8> {
+    let digest = xxhash_rust::xxh3::xxh3_64(&bytes);
+    bytes.extend_from_slice(&digest.to_le_bytes());
+    bytes
+}
+
+/// Reads the bytes of an artifact written by [`Cache::write_artifact`]: checksum, then
+/// postcard. Public for the fuzz target that feeds it arbitrary bytes.
+pub fn decode_artifact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let body = unseal(bytes).context("its checksum does not match")?;
+    postcard::from_bytes(body).context("its contents cannot be read")
+}
+
+/// The body of a sealed artifact, or `None` when its checksum does not match.
+pub fn unseal(bytes: &[u8]) -> Option<&[u8]> {
+    let split = bytes.len().checked_sub(8)?;
+    let (body, digest) = bytes.split_at(split);
+    (xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() == digest).then_some(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flipped_bit_in_an_artifact_is_damage_not_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        cache
+            .write_artifact("s", "a.bin", &vec![1u32, 2, 3])
+            .unwrap();
+        let path = cache.stage_dir("s").join("a.bin");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[1] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = cache.read_artifact::<Vec<u32>>("s", "a.bin").unwrap_err();
+        assert!(format!("{err:#}").contains("damaged"), "{err:#}");
+        assert_eq!(unseal(&[1, 2, 3]), None, "shorter than a checksum");
     }
 }

@@ -76,7 +76,7 @@ impl StatCache {
             && entry.mtime_ns == mtime_ns
             && entry.ino == ino
             && mtime_ns != 0
-            && mtime_ns + racy_window(mtime_ns) < self.scanned_at_ns
+            && mtime_ns.saturating_add(racy_window(mtime_ns)) < self.scanned_at_ns
     }
 }
 

@@ -94,7 +94,7 @@ pub fn discover_with(
                         "symbolic link loop: the link points back to a folder that contains it"
                             .to_string()
                     } else {
-                        format!("could not be listed: {}", io_reason(&err))
+                        walk_error_reason(&err)
                     };
                     skipped.push(FileNote { path, reason });
                     continue;
@@ -352,6 +352,26 @@ fn top_level_dirs(root: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(names)
+}
+
+/// Why a walk entry could not be listed: links that lead nowhere are named as such (walkdir
+/// only says "No such file or directory" or "Too many levels of symbolic links").
+fn walk_error_reason(err: &walkdir::Error) -> String {
+    let link_target = err
+        .path()
+        .and_then(|p| std::fs::read_link(p).ok())
+        .map(|t| t.to_string_lossy().into_owned());
+    let io = err.io_error();
+    match (link_target, io) {
+        (Some(target), Some(io)) if io.kind() == std::io::ErrorKind::NotFound => format!(
+            "broken symbolic link: its target `{target}` does not exist (fix or delete the link)"
+        ),
+        // ELOOP: the link leads back to itself through one or more links.
+        (Some(target), Some(io)) if io.raw_os_error() == Some(libc::ELOOP) => format!(
+            "symbolic link loop: `{target}` leads back to the link itself (fix or delete the link)"
+        ),
+        _ => format!("could not be listed: {}", io_reason(err)),
+    }
 }
 
 /// The io error behind a walkdir error, in words.

@@ -29,7 +29,8 @@ use crate::progress::Progress;
 
 pub const NAME: &str = "ingest";
 /// Bump when what ingest measures or stores changes.
-pub const VERSION: u32 = 1;
+/// 2: the artifact records the decode settings, and cache files end with a checksum.
+pub const VERSION: u32 = 2;
 
 const TABLE: &str = "table.bin";
 const THUMBS: &str = "thumbs.bin";
@@ -97,6 +98,9 @@ pub struct IngestArtifact {
     pub skipped: Vec<FileNote>,
     pub thumbs_len: u64,
     pub thumbs_digest: u64,
+    /// The limits and thumbnail size these results were decoded with: a later run with other
+    /// settings may reuse only what those settings cannot change.
+    pub decoded_with: DecodeOptions,
 }
 
 /// The artifact with its thumbnails loaded.
@@ -494,11 +498,19 @@ pub fn build(
     }
     let mut known: HashMap<u128, Known> = HashMap::new();
     if let Some(previous) = previous {
+        // Regression guard: raising --max-pixels used to reuse the cached "over the decode
+        // limit" verdicts, and a new thumbnail size reused old thumbnails. A previous result
+        // is reused only where the current settings would give the same one.
+        let then = previous.artifact.decoded_with;
+        let images_reusable = then.thumbnail_size == options.thumbnail_size;
+        let rejections_reusable = then.max_pixels == options.max_pixels;
         for (i, record) in previous.artifact.images.iter().enumerate() {
-            known.insert(record.content_hash, Known::Image(i));
+            if images_reusable && record.pixels() <= options.max_pixels {
+                known.insert(record.content_hash, Known::Image(i));
+            }
         }
         for (i, rejected) in previous.artifact.rejected.iter().enumerate() {
-            if rejected.content_hash != 0 {
+            if rejections_reusable && rejected.content_hash != 0 {
                 known
                     .entry(rejected.content_hash)
                     .or_insert(Known::Rejected(i));
@@ -674,6 +686,7 @@ pub fn build(
         skipped: scan.discovery.skipped.clone(),
         thumbs_len: thumbs.len() as u64,
         thumbs_digest: xxh3_64(&thumbs),
+        decoded_with: options,
     };
     Ok((Ingested { artifact, thumbs }, counts))
 }
@@ -699,7 +712,29 @@ pub fn load(cache: &Cache) -> Result<Ingested> {
             cache.stage_dir(NAME).join(THUMBS).display()
         );
     }
+    check_thumb_ranges(&artifact)?;
     Ok(Ingested { artifact, thumbs })
+}
+
+/// Every thumbnail the table points at must lie inside `thumbs.bin`: `Ingested::thumb` slices
+/// without checking, so a table that deserialises but points elsewhere must be refused here
+/// (it then means "recompute", never a panic).
+pub fn check_thumb_ranges(artifact: &IngestArtifact) -> Result<()> {
+    for record in &artifact.images {
+        let len = u64::from(record.thumb_width) * u64::from(record.thumb_height) * 3;
+        let fits = len > 0
+            && record
+                .thumb_offset
+                .checked_add(len)
+                .is_some_and(|end| end <= artifact.thumbs_len);
+        if !fits {
+            bail!(
+                "the cached image table is damaged (the thumbnail of {} lies outside thumbs.bin)",
+                record.path
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Whether a previous artifact exists at all (decides whether a cold scan decodes at once).

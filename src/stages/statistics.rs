@@ -1161,6 +1161,10 @@ mod tests {
                 skipped: Vec::new(),
                 thumbs_len: thumbs.len() as u64,
                 thumbs_digest: 0,
+                decoded_with: crate::decode::DecodeOptions {
+                    thumbnail_size: 64,
+                    max_pixels: 100_000_000,
+                },
             },
             thumbs,
         }

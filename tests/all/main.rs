@@ -8,5 +8,7 @@ mod cli;
 mod dedup;
 mod demo;
 mod folder_layouts;
+mod hostile;
 mod incremental;
+mod interrupt;
 mod unreadable;
