@@ -5,7 +5,7 @@
 #
 # Cases, each on a fresh copy of the dataset outside the project (in $BENCH_DIR, default
 # /tmp/aldente-bench):
-#   cold     no cache: ingest images/s, wall time, peak memory
+#   cold     no cache: ingest images/s, dedup and embed stage times, wall time, peak memory
 #   warm     rerun with nothing changed: wall time (target: under 5% of cold), decodes (0)
 #   relabel  100 files moved to another class folder: wall time, decodes (target: 0)
 #   change   the pixels of 100 files changed: wall time, decodes (target: exactly 100)
@@ -38,6 +38,10 @@ field() {  # field FILE PYTHON-EXPRESSION-ON-j
   python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"
 }
 
+stage() {  # stage NAME -> that stage's seconds in the last run
+  field "$out/run.json" "[s['seconds'] for s in j['stages'] if s['name'] == '$1'][0]"
+}
+
 run() {  # run -> prints "total_seconds ingest_seconds decoded peak_mb"
   # Flush the previous case's writes first (a cold run leaves ~190 MB of cache to write
   # back, which otherwise lands on the next case's clock), as hyperfine --prepare 'sync'.
@@ -53,11 +57,12 @@ fresh_copy
 n=$(find "$data" -type f -name '*.jpg' | wc -l)
 echo "$n images; $RUNS runs per case; machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-declare -a cold_total cold_ingest cold_rate cold_mem warm_total warm_dec relabel_total relabel_dec change_total change_dec
+declare -a cold_dedup cold_embed cold_total cold_ingest cold_rate cold_mem warm_total warm_dec relabel_total relabel_dec change_total change_dec
 for i in $(seq 1 "$RUNS"); do
   rm -rf "$out"
   read -r t ing dec mem < <(run)
   cold_total+=("$t"); cold_ingest+=("$ing"); cold_mem+=("$mem")
+  cold_dedup+=("$(stage dedup)"); cold_embed+=("$(stage embed)")
   cold_rate+=("$(python3 -c "print(round($dec/$ing))")")
   read -r t ing dec mem < <(run)
   warm_total+=("$t"); warm_dec+=("$dec")
@@ -69,7 +74,7 @@ for i in $(seq 1 "$RUNS"); do
   "$mutate" repaint "$data" train/horse 100 "$i"
   read -r t ing dec mem < <(run)
   change_total+=("$t"); change_dec+=("$dec")
-  echo "run $i: cold ${cold_total[-1]}s (ingest ${cold_ingest[-1]}s, ${cold_rate[-1]} images/s, ${cold_mem[-1]} MiB) | warm ${warm_total[-1]}s, ${warm_dec[-1]} decoded | relabel ${relabel_total[-1]}s, ${relabel_dec[-1]} decoded | change ${change_total[-1]}s, ${change_dec[-1]} decoded"
+  echo "run $i: cold ${cold_total[-1]}s (ingest ${cold_ingest[-1]}s, ${cold_rate[-1]} images/s, dedup ${cold_dedup[-1]}s, embed ${cold_embed[-1]}s, ${cold_mem[-1]} MiB) | warm ${warm_total[-1]}s, ${warm_dec[-1]} decoded | relabel ${relabel_total[-1]}s, ${relabel_dec[-1]} decoded | change ${change_total[-1]}s, ${change_dec[-1]} decoded"
 done
 
 m() { printf '%s\n' "$@" | median; }
@@ -77,6 +82,7 @@ ct=$(m "${cold_total[@]}"); wt=$(m "${warm_total[@]}")
 echo
 echo "medians over $RUNS runs:"
 echo "  cold    : $ct s total; ingest $(m "${cold_ingest[@]}") s = $(m "${cold_rate[@]}") images/s; peak RSS $(m "${cold_mem[@]}") MiB"
+echo "  stages  : dedup $(m "${cold_dedup[@]}") s, embed $(m "${cold_embed[@]}") s (cold run)"
 echo "  warm    : $wt s total ($(python3 -c "print(round(100*$wt/$ct,1))")% of cold); decoded $(m "${warm_dec[@]}")"
 echo "  relabel : $(m "${relabel_total[@]}") s total; decoded $(m "${relabel_dec[@]}")"
 echo "  change  : $(m "${change_total[@]}") s total; decoded $(m "${change_dec[@]}")"
