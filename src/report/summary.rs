@@ -46,6 +46,22 @@ pub fn build(view: &ReportView) -> String {
             ));
         }
     }
+    let leakage = &view.duplicates.leakage.shown;
+    if !leakage.is_empty() {
+        out.push_str(&format!(
+            "\n### Closest copies across splits ({} pairs in all)\n\n",
+            view.duplicates.leakage.total
+        ));
+        for pair in leakage.iter().take(5) {
+            out.push_str(&format!(
+                "- {} ↔ {}: {} (distance {})\n",
+                code(&pair.a.path),
+                code(&pair.b.path),
+                pair.kind,
+                pair.distance
+            ));
+        }
+    }
     out.push_str(&format!(
         "\n### Normalisation constants\n\n```python\ntransforms.Normalize(mean={}, std={})\n```\n",
         view.normalisation.mean, view.normalisation.std
