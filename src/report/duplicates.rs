@@ -34,6 +34,8 @@ pub struct DuplicatesView {
 #[derive(Debug, Serialize)]
 pub struct Gallery<T> {
     pub total: String,
+    /// The total with its noun: "1 pair", "8 groups".
+    pub count: String,
     pub shown: Vec<T>,
     /// "Showing the closest 120 of 431; all are in report.json." or empty.
     pub note: String,
@@ -82,7 +84,8 @@ pub struct ClassDuplicates {
     pub near: String,
 }
 
-fn gallery<T>(shown: Vec<T>, total: usize, what: &str) -> Gallery<T> {
+fn gallery<T>(shown: Vec<T>, total: usize, what: &'static str) -> Gallery<T> {
+    let one = what.strip_suffix('s').unwrap_or(what);
     let note = if shown.len() < total {
         format!(
             "Showing the first {} of {} {what}; all are in report.json.",
@@ -94,6 +97,7 @@ fn gallery<T>(shown: Vec<T>, total: usize, what: &str) -> Gallery<T> {
     };
     Gallery {
         total: thousands(total as u64),
+        count: format!("{} {}", thousands(total as u64), if total == 1 { one } else { what }),
         shown,
         note,
     }
