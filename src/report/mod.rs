@@ -7,6 +7,7 @@
 //! marked safe. Nothing in the report refers to the network.
 
 pub mod charts;
+pub mod embed_view;
 pub mod json;
 pub mod summary;
 pub mod view;
