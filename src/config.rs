@@ -129,7 +129,7 @@ impl Default for EmbedConfig {
             components: 64,
             neighbours: 20,
             map_points: 10_000,
-            label_issues: 200,
+            label_issues: 500,
             outliers: 50,
         }
     }

@@ -89,7 +89,8 @@ pub struct LabelIssueJson {
     pub path: String,
     pub given: String,
     pub suggested: String,
-    /// 1 - the combined evidence (neighbour vote and out-of-fold model) for `given`.
+    /// Combined evidence (mean of neighbour vote and out-of-fold model) for `suggested`
+    /// minus that for `given`, 0..1.
     pub score: f64,
     /// The neighbours' weighted vote for `given` and for `suggested`.
     pub vote_given: f64,

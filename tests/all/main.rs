@@ -6,6 +6,7 @@ mod browser;
 mod cifar_binary;
 mod cli;
 mod demo;
+mod embed;
 mod folder_layouts;
 mod incremental;
 mod unreadable;

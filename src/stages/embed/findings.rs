@@ -5,9 +5,11 @@
 //! labels: the similarity-weighted vote of its nearest neighbours, and the probability a
 //! linear classifier (softmax regression on the reduced vectors) gives each class when it
 //! was trained without that image (out-of-fold, 5 folds). An image is listed when the
-//! combined evidence prefers another class; its score is 1 - the combined probability of
-//! its given label, so 0.9 reads "the evidence gives its label 10%". These are candidates
-//! for review, not verdicts.
+//! combined evidence prefers another class. Its score is the combined evidence for the
+//! suggested label minus that for the given one (0..1): ranking by 1 - evidence for the
+//! given label alone saturated on CIFAR-10 (hundreds of images at 1.00, the model being
+//! confident), and put first images whose evidence was scattered over many classes rather
+//! than pointing at one. These are candidates for review, not verdicts.
 //!
 //! An outlier is an image far from everything: 1 - the mean cosine similarity of its
 //! nearest neighbours. The class-confusion matrix counts, per class, which classes hold
@@ -148,7 +150,7 @@ fn train_softmax(
             order.swap(i, j);
         }
         for batch in order.chunks(BATCH) {
-            let rate = 2.0 * (1.0 - 0.9 * step as f32 / steps as f32);
+            let rate = 0.5 * (1.0 - 0.9 * step as f32 / steps as f32);
             step += 1;
             let x = vectors.select(Axis(0), batch);
             let mut p = x.dot(&weights);
@@ -184,7 +186,7 @@ pub struct LabelIssue {
     pub image: usize,
     pub given: u32,
     pub suggested: u32,
-    /// 1 - the combined evidence for the given label.
+    /// Combined evidence for the suggested label minus that for the given one.
     pub score: f32,
     /// The neighbour vote and the model's probability for the given and suggested labels.
     pub vote_given: f32,
@@ -214,7 +216,7 @@ pub fn label_issues(evidence: &Evidence, labels: &[u32]) -> Vec<LabelIssue> {
                 image: i,
                 given,
                 suggested: best as u32,
-                score: 1.0 - given_p,
+                score: evidence.combined(i, best) - given_p,
                 vote_given: evidence.neighbours[i * classes + given as usize],
                 vote_suggested: evidence.neighbours[i * classes + best],
                 model_given: evidence.model[i * classes + given as usize],
@@ -306,7 +308,7 @@ mod tests {
         let issues = label_issues(&evidence, &labels);
         assert_eq!(issues[0].image, 0, "{issues:?}");
         assert_eq!(issues[0].suggested, 0);
-        assert!(issues[0].score > 0.8, "{issues:?}");
+        assert!(issues[0].score > 0.6, "{issues:?}");
         assert_eq!(issues.len(), 1, "{issues:?}");
         let confusion = confusion(&neighbours, &labels, 3);
         assert!(confusion[1][1] > 0.99);

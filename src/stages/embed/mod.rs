@@ -35,7 +35,7 @@ use crate::stages::ingest::Ingested;
 use features::{BuiltinFeatures, Embedder, FeatureStore};
 
 pub const NAME: &str = "embed";
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The per-image vectors, kept beside the artifact and reused across runs.
 const FEATURE_STORE: &str = "features.bin";
