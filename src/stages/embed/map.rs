@@ -4,8 +4,11 @@
 //! bhtsne's own neighbour search (a vantage-point tree) took most of its time on CIFAR-10;
 //! the exact blocked search of [`super::knn`] is much faster, so the neighbours are passed
 //! in. The schedule is openTSNE's: start from the first two principal components scaled to
-//! a standard deviation of 1e-4, early exaggeration 12 for 250 iterations with momentum 0.5,
-//! then 500 iterations with momentum 0.8; nothing random is left, so a seed gives the same map.
+//! a standard deviation of 1e-4, early exaggeration 12 for 250 iterations with momentum 0.5
+//! and learning rate N/12, then 500 iterations with momentum 0.8 and learning rate N. Nothing
+//! random is left and the fit runs on one thread (see [`tsne`]), so the same data give the
+//! same map. Measured on 10,000 CIFAR-10 images: 2-D 10-nearest-neighbour label agreement
+//! 0.330, openTSNE 1.x with defaults on the same vectors 0.329.
 
 use ndarray::ArrayView2;
 
@@ -19,7 +22,21 @@ const EXAGGERATION: f32 = 12.0;
 
 /// 2-D coordinates of each row of `vectors` (unit rows, first columns = leading principal
 /// components), scaled into -1..1.
+///
+/// Runs on a one-thread pool of its own: bhtsne sums forces with rayon's parallel
+/// reductions, whose float rounding depends on how work was stolen, and t-SNE amplifies
+/// such differences into a different map (measured: two runs on two threads gave two maps).
+/// One thread makes the map a function of the data and the seed. The stage runs the map
+/// beside the neighbour search, so the second core is not idle.
 pub fn tsne(vectors: ArrayView2<f32>) -> Vec<[f32; 2]> {
+    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool.install(|| tsne_here(vectors)),
+        // Without a pool of its own the map is still right, only not bit-for-bit repeatable.
+        Err(_) => tsne_here(vectors),
+    }
+}
+
+fn tsne_here(vectors: ArrayView2<f32>) -> Vec<[f32; 2]> {
     let n = vectors.nrows();
     if n == 0 {
         return Vec::new();

@@ -9,7 +9,8 @@
 //! 4. findings ([`findings`]): label issues (neighbour vote + out-of-fold linear model),
 //!    outliers, the class-confusion matrix, per-class neighbour agreement;
 //! 5. map ([`map`]): t-SNE of a seeded sample stratified by split and class, at most
-//!    `embed.map_points` images.
+//!    `embed.map_points` images. It runs on one thread (for a repeatable map) beside steps 3
+//!    and 4, so their timings overlap.
 //!
 //! Everything is seeded by `embed.seed`: the same data and settings give the same artifact.
 //! A damaged feature store is not an error; every vector is computed again and the artifact
@@ -200,85 +201,94 @@ pub fn run(ingested: &Ingested, config: &EmbedConfig, cache: &Cache) -> EmbedArt
     artifact.explained_variance = reduced.explained;
     artifact.counts.pca_seconds = started.elapsed().as_secs_f64();
 
-    // 3. neighbours
-    let started = Instant::now();
-    let neighbours = knn::all_pairs(vectors.view(), config.neighbours.max(1));
-    artifact.k = neighbours.k;
-    artifact.counts.neighbours_seconds = started.elapsed().as_secs_f64();
-
-    // 4. findings
-    let started = Instant::now();
-    let evidence = findings::Evidence {
-        classes: class_count,
-        neighbours: findings::neighbour_vote(&neighbours, &labels, class_count),
-        model: findings::out_of_fold_model(vectors.view(), &labels, class_count, config.seed),
-    };
-    let evidence_of = |i: usize| -> Vec<u32> {
-        if neighbours.k == 0 {
-            Vec::new()
-        } else {
-            neighbours.of(i).iter().take(EVIDENCE).copied().collect()
-        }
-    };
-    let issues = findings::label_issues(&evidence, &labels);
-    artifact.label_issue_total = issues.len();
-    artifact.label_issues = issues
-        .into_iter()
-        .take(config.label_issues)
-        .map(|issue| Finding {
-            image: issue.image,
-            score: issue.score,
-            neighbours: evidence_of(issue.image),
-            detail: issue,
-        })
-        .collect();
-    let outlier_scores = findings::outlier_scores(&neighbours, rows);
-    let mut by_score: Vec<usize> = (0..rows).collect();
-    by_score.sort_by(|&a, &b| {
-        outlier_scores[b]
-            .total_cmp(&outlier_scores[a])
-            .then(a.cmp(&b))
-    });
-    artifact.outliers = by_score
-        .into_iter()
-        .take(config.outliers)
-        .map(|i| Finding {
-            image: i,
-            detail: outlier_scores[i],
-            score: outlier_scores[i],
-            neighbours: evidence_of(i),
-        })
-        .collect();
-    artifact.confusion = findings::confusion(&neighbours, &labels, class_count);
-    let right = (0..rows)
-        .filter(|&i| {
-            let votes = &evidence.neighbours[i * class_count..(i + 1) * class_count];
-            let best = (0..class_count)
-                .max_by(|&a, &b| votes[a].total_cmp(&votes[b]).then(b.cmp(&a)))
-                .unwrap_or(0);
-            best == labels[i] as usize
-        })
-        .count();
-    artifact.vote_accuracy = right as f32 / rows as f32;
-    drop(neighbours);
-    artifact.counts.findings_seconds = started.elapsed().as_secs_f64();
-
-    // 5. map
-    let started = Instant::now();
+    // 5. the map, on a thread of its own beside steps 3 and 4 (see map::tsne).
     let chosen = map_sample(ingested, config);
     let sample = vectors.select(Axis(0), &chosen);
-    drop(vectors);
-    // bhtsne asserts on inputs it does not expect; a failed map must not cost the report.
-    let points =
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map::tsne(sample.view()))) {
-            Ok(points) => points,
-            Err(_) => {
-                artifact
-                    .notes
-                    .push("the t-SNE map could not be computed; it is left out".into());
+    let (map_result, map_seconds) = std::thread::scope(|scope| {
+        let map_thread = scope.spawn(move || {
+            let started = Instant::now();
+            // bhtsne asserts on inputs it does not expect; a failed map must not cost the report.
+            let points =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map::tsne(sample.view())));
+            (points, started.elapsed().as_secs_f64())
+        });
+        // 3. neighbours
+        let started = Instant::now();
+        let neighbours = knn::all_pairs(vectors.view(), config.neighbours.max(1));
+        artifact.k = neighbours.k;
+        artifact.counts.neighbours_seconds = started.elapsed().as_secs_f64();
+
+        // 4. findings
+        let started = Instant::now();
+        let evidence = findings::Evidence {
+            classes: class_count,
+            neighbours: findings::neighbour_vote(&neighbours, &labels, class_count),
+            model: findings::out_of_fold_model(vectors.view(), &labels, class_count, config.seed),
+        };
+        let evidence_of = |i: usize| -> Vec<u32> {
+            if neighbours.k == 0 {
                 Vec::new()
+            } else {
+                neighbours.of(i).iter().take(EVIDENCE).copied().collect()
             }
         };
+        let issues = findings::label_issues(&evidence, &labels);
+        artifact.label_issue_total = issues.len();
+        artifact.label_issues = issues
+            .into_iter()
+            .take(config.label_issues)
+            .map(|issue| Finding {
+                image: issue.image,
+                score: issue.score,
+                neighbours: evidence_of(issue.image),
+                detail: issue,
+            })
+            .collect();
+        let outlier_scores = findings::outlier_scores(&neighbours, rows);
+        let mut by_score: Vec<usize> = (0..rows).collect();
+        by_score.sort_by(|&a, &b| {
+            outlier_scores[b]
+                .total_cmp(&outlier_scores[a])
+                .then(a.cmp(&b))
+        });
+        artifact.outliers = by_score
+            .into_iter()
+            .take(config.outliers)
+            .map(|i| Finding {
+                image: i,
+                detail: outlier_scores[i],
+                score: outlier_scores[i],
+                neighbours: evidence_of(i),
+            })
+            .collect();
+        artifact.confusion = findings::confusion(&neighbours, &labels, class_count);
+        let right = (0..rows)
+            .filter(|&i| {
+                let votes = &evidence.neighbours[i * class_count..(i + 1) * class_count];
+                let best = (0..class_count)
+                    .max_by(|&a, &b| votes[a].total_cmp(&votes[b]).then(b.cmp(&a)))
+                    .unwrap_or(0);
+                best == labels[i] as usize
+            })
+            .count();
+        artifact.vote_accuracy = right as f32 / rows as f32;
+        drop(neighbours);
+        artifact.counts.findings_seconds = started.elapsed().as_secs_f64();
+
+        // The thread catches its own panics; a failed join is treated the same way.
+        map_thread.join().unwrap_or_else(|panic| (Err(panic), 0.0))
+    });
+    drop(vectors);
+    let started = Instant::now();
+    let points = match map_result {
+        Ok(points) => points,
+        Err(_) => {
+            artifact
+                .notes
+                .push("the t-SNE map could not be computed; it is left out".into());
+            Vec::new()
+        }
+    };
     let mapped_labels: Vec<u32> = chosen.iter().map(|&i| labels[i]).collect();
     let map_agreement = map::neighbour_agreement_2d(&points, &mapped_labels, MAP_AGREEMENT_K);
     artifact.separation = (0..class_count)
@@ -314,7 +324,7 @@ pub fn run(ingested: &Ingested, config: &EmbedConfig, cache: &Cache) -> EmbedArt
     }
     artifact.points = artifact.map.len();
     artifact.labels = labels;
-    artifact.counts.map_seconds = started.elapsed().as_secs_f64();
+    artifact.counts.map_seconds = map_seconds + started.elapsed().as_secs_f64();
     artifact
 }
 
