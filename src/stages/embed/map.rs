@@ -1,5 +1,5 @@
 //! The 2-D map: t-SNE of a stratified sample, by the bhtsne crate's FFT-interpolated
-//! gradient (FIt-SNE) fed with neighbours computed here.
+//! gradient (FIt-SNE; Barnes-Hut below 5,000 points) fed with neighbours computed here.
 //!
 //! bhtsne's own neighbour search (a vantage-point tree) took most of its time on CIFAR-10;
 //! the exact blocked search of [`super::knn`] is much faster, so the neighbours are passed
@@ -77,8 +77,8 @@ fn tsne_here(vectors: ArrayView2<f32>) -> Vec<[f32; 2]> {
         .momentum(0.5)
         .final_momentum(0.5)
         .learning_rate(learning_rate(n, EXAGGERATION))
-        .initial_embedding(flat)
-        .fit_sne_with_neighbors(&table);
+        .initial_embedding(flat);
+    fit(&mut early, &table, n);
     let mut late: bhtsne::tSNE<f32, usize, 2> = bhtsne::tSNE::new(&samples);
     late.perplexity(perplexity)
         .epochs(ITERATIONS - EXAGGERATION_ITERATIONS)
@@ -87,11 +87,25 @@ fn tsne_here(vectors: ArrayView2<f32>) -> Vec<[f32; 2]> {
         .momentum(0.8)
         .final_momentum(0.8)
         .learning_rate(learning_rate(n, 1.0))
-        .initial_embedding(early.embedding())
-        .fit_sne_with_neighbors(&table);
+        .initial_embedding(early.embedding());
+    fit(&mut late, &table, n);
     let y = late.embedding();
     let points = y.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
     scale_into_unit_box(points)
+}
+
+/// Below this many points the Barnes-Hut gradient is used: the FFT-interpolated one has a
+/// fixed cost per iteration (its smallest grid) that dominates small maps.
+const FFT_FROM: usize = 5_000;
+/// Barnes-Hut accuracy (the usual 0.5).
+const THETA: f32 = 0.5;
+
+fn fit(tsne: &mut bhtsne::tSNE<f32, usize, 2>, table: &[Vec<bhtsne::Neighbor<f32>>], n: usize) {
+    if n >= FFT_FROM {
+        tsne.fit_sne_with_neighbors(table);
+    } else {
+        tsne.barnes_hut_with_neighbors(THETA, table);
+    }
 }
 
 /// openTSNE's "auto" rate, N / exaggeration (at least 200; bhtsne's gradient, like
