@@ -204,8 +204,7 @@ fn normalise_cells(cells: &[f32], grid: usize, out: &mut Vec<f32>) {
 /// A joint hue/saturation/value histogram, square-rooted proportions.
 fn colour_histogram(planes: &[Vec<f32>; 3], out: &mut Vec<f32>) {
     let mut bins = [0.0f32; HUE_BINS * SAT_BINS * VAL_BINS];
-    for i in 0..SIDE * SIDE {
-        let (r, g, b) = (planes[0][i], planes[1][i], planes[2][i]);
+    for ((&r, &g), &b) in planes[0].iter().zip(&planes[1]).zip(&planes[2]) {
         let max = r.max(g).max(b);
         let min = r.min(g).min(b);
         let chroma = max - min;
