@@ -122,11 +122,35 @@ impl Default for DedupConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbedConfig {
-    /// Seed for everything random in the embedding (t-SNE start, sampling).
+    /// Seed for everything random in the embedding (PCA fit, folds, map sample).
     pub seed: u64,
+    /// PCA components the features are reduced to. More is slightly more accurate and
+    /// proportionally slower (neighbour search cost grows with it).
+    pub components: usize,
+    /// Nearest neighbours per image, for label issues, outliers and class confusion.
+    pub neighbours: usize,
+    /// Most images on the t-SNE map; larger datasets map a stratified sample of this size.
+    pub map_points: usize,
+    /// Label-issue candidates kept (report.json lists them all, the page the first ones).
+    pub label_issues: usize,
+    /// Outliers kept.
+    pub outliers: usize,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        EmbedConfig {
+            seed: 0,
+            components: 64,
+            neighbours: 20,
+            map_points: 10_000,
+            label_issues: 500,
+            outliers: 50,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

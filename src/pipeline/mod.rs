@@ -43,6 +43,9 @@ pub struct StageReport {
     pub seconds: f64,
     /// Ingest only: files read, units decoded and reused.
     pub ingest: Option<IngestCounts>,
+    /// Embed only, when it ran: feature vectors computed and reused, time per step.
+    #[serde(default)]
+    pub embed: Option<embed::EmbedCounts>,
 }
 
 /// The log of one run, written to `<out>/run.json`.
@@ -117,6 +120,7 @@ impl Ctx<'_> {
             reason,
             seconds,
             ingest: None,
+            embed: None,
         });
     }
 
@@ -328,8 +332,18 @@ pub fn run(settings: &Settings) -> Result<RunLog> {
 
     let embed_inputs = FingerprintInputs::new(embed::NAME, embed::VERSION, &config.embed)
         .with_upstream(ingest::NAME, &ingest_fp);
-    let embed_run = |a: &Ingested| embed::run(&a.artifact, &config.embed);
+    // The feature store lives beside the embed artifact and outlives its fingerprint.
+    let feature_cache = ctx.cache.clone();
+    let embed_run = |a: &Ingested| embed::run(a, &config.embed, &feature_cache);
     let embed_art = ctx.run_downstream(&embed_inputs, &embed_run)?;
+    if let Some(art) = &embed_art {
+        if let Some(last) = ctx.reports.last_mut() {
+            last.embed = Some(art.counts);
+        }
+        for note in &art.notes {
+            ctx.warn(note.clone());
+        }
+    }
 
     // render
     let render_started = Instant::now();

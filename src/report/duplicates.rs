@@ -11,7 +11,7 @@ use crate::stages::dedup::{DuplicatePair, MatchKind};
 use crate::text::{plural, thousands};
 
 /// Pairs shown per gallery; report.json has them all.
-const PAIRS_SHOWN: usize = 120;
+const PAIRS_SHOWN: usize = 80;
 /// Groups shown per gallery.
 const GROUPS_SHOWN: usize = 40;
 /// Members shown per group; a long chain of look-alikes would otherwise fill the page.
@@ -97,7 +97,11 @@ fn gallery<T>(shown: Vec<T>, total: usize, what: &'static str) -> Gallery<T> {
     };
     Gallery {
         total: thousands(total as u64),
-        count: format!("{} {}", thousands(total as u64), if total == 1 { one } else { what }),
+        count: format!(
+            "{} {}",
+            thousands(total as u64),
+            if total == 1 { one } else { what }
+        ),
         shown,
         note,
     }

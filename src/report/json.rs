@@ -23,8 +23,8 @@ pub struct ReportJson {
     pub skipped: Vec<PathReason>,
     pub statistics: StatisticsJson,
     pub duplicates: DuplicatesJson,
-    pub label_issues: Vec<serde_json::Value>,
-    pub outliers: Vec<serde_json::Value>,
+    pub label_issues: Vec<LabelIssueJson>,
+    pub outliers: Vec<OutlierJson>,
     pub embedding: EmbeddingJson,
 }
 
@@ -91,10 +91,170 @@ pub struct LabelledPath {
     pub label: String,
 }
 
+/// A likely label error (a candidate for review), highest score first.
+#[derive(Debug, Serialize)]
+pub struct LabelIssueJson {
+    pub path: String,
+    pub given: String,
+    pub suggested: String,
+    /// Combined evidence (mean of neighbour vote and out-of-fold model) for `suggested`
+    /// minus that for `given`, 0..1.
+    pub score: f64,
+    /// The neighbours' weighted vote for `given` and for `suggested`.
+    pub vote_given: f64,
+    pub vote_suggested: f64,
+    /// The out-of-fold linear model's probability of `given` and of `suggested`.
+    pub model_given: f64,
+    pub model_suggested: f64,
+    /// Nearest images, most similar first.
+    pub neighbours: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutlierJson {
+    pub path: String,
+    /// 1 - mean cosine similarity to its nearest neighbours.
+    pub score: f64,
+    pub neighbours: Vec<String>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct EmbeddingJson {
+    /// "tsne", or "none" when nothing was embedded.
     pub method: String,
+    /// Images on the map.
     pub points: usize,
+    pub images: usize,
+    pub features: String,
+    pub feature_dims: usize,
+    pub components: usize,
+    pub neighbours: usize,
+    /// Share of images whose neighbours' weighted vote gives their own label.
+    pub vote_accuracy: f64,
+    /// Images whose evidence prefers another label (`label_issues` holds the first ones).
+    pub label_issue_total: usize,
+    /// class -> class -> share of the first class's neighbour slots held by the second.
+    pub confusion: BTreeMap<String, BTreeMap<String, f64>>,
+    /// class -> neighbour agreement in feature space and on the map.
+    pub separation: BTreeMap<String, SeparationJson>,
+    /// Map coordinates in -1..1, one per mapped image.
+    pub map: Vec<MapPointJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SeparationJson {
+    pub images: usize,
+    pub feature_agreement: f64,
+    pub mapped: usize,
+    pub map_agreement: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MapPointJson {
+    pub path: String,
+    pub x: f64,
+    pub y: f64,
+}
+
+/// Rounds for a readable report.json (four decimals is far below the scores' precision).
+fn round4(v: f32) -> f64 {
+    (f64::from(v) * 1e4).round() / 1e4
+}
+
+/// `label_issues`, `outliers` and `embedding`, from the embed artifact.
+fn embedding_json(input: &RenderInput) -> (Vec<LabelIssueJson>, Vec<OutlierJson>, EmbeddingJson) {
+    let ingest = &input.ingested.artifact;
+    let embed = input.embed;
+    let path = |i: usize| {
+        ingest
+            .images
+            .get(i)
+            .map(|r| r.path.clone())
+            .unwrap_or_default()
+    };
+    let mut classes = ingest.classes.clone();
+    for record in &ingest.images {
+        if !classes.contains(&record.label) {
+            classes.push(record.label.clone());
+        }
+    }
+    let name = |c: usize| classes.get(c).cloned().unwrap_or_default();
+    let paths = |list: &[u32]| list.iter().map(|&j| path(j as usize)).collect();
+    let issues = embed
+        .label_issues
+        .iter()
+        .map(|f| LabelIssueJson {
+            path: path(f.image),
+            given: name(f.detail.given as usize),
+            suggested: name(f.detail.suggested as usize),
+            score: round4(f.score),
+            vote_given: round4(f.detail.vote_given),
+            vote_suggested: round4(f.detail.vote_suggested),
+            model_given: round4(f.detail.model_given),
+            model_suggested: round4(f.detail.model_suggested),
+            neighbours: paths(&f.neighbours),
+        })
+        .collect();
+    let outliers = embed
+        .outliers
+        .iter()
+        .map(|f| OutlierJson {
+            path: path(f.image),
+            score: round4(f.score),
+            neighbours: paths(&f.neighbours),
+        })
+        .collect();
+    let embedding = EmbeddingJson {
+        method: embed.method.clone(),
+        points: embed.points,
+        images: embed.images,
+        features: embed.features.clone(),
+        feature_dims: embed.feature_dims,
+        components: embed.components,
+        neighbours: embed.k,
+        vote_accuracy: round4(embed.vote_accuracy),
+        label_issue_total: embed.label_issue_total,
+        confusion: embed
+            .confusion
+            .iter()
+            .enumerate()
+            .map(|(a, row)| {
+                (
+                    name(a),
+                    row.iter()
+                        .enumerate()
+                        .map(|(b, &v)| (name(b), round4(v)))
+                        .collect(),
+                )
+            })
+            .collect(),
+        separation: embed
+            .separation
+            .iter()
+            .enumerate()
+            .map(|(c, s)| {
+                (
+                    name(c),
+                    SeparationJson {
+                        images: s.images,
+                        feature_agreement: round4(s.feature_agreement),
+                        mapped: s.mapped,
+                        map_agreement: round4(s.map_agreement),
+                    },
+                )
+            })
+            .collect(),
+        map: embed
+            .map
+            .iter()
+            .map(|p| MapPointJson {
+                path: path(p.image as usize),
+                x: round4(p.x),
+                y: round4(p.y),
+            })
+            .collect(),
+    };
+    (issues, outliers, embedding)
 }
 
 pub fn build(input: &RenderInput) -> ReportJson {
@@ -133,6 +293,7 @@ pub fn build(input: &RenderInput) -> ReportJson {
         distance: p.distance,
         kind: p.kind.name(),
     };
+    let (label_issues, outliers, embedding) = embedding_json(input);
     ReportJson {
         schema_version: SCHEMA_VERSION,
         tool_version: crate::TOOL_VERSION.to_string(),
@@ -208,11 +369,8 @@ pub fn build(input: &RenderInput) -> ReportJson {
                 })
                 .collect(),
         },
-        label_issues: Vec::new(),
-        outliers: Vec::new(),
-        embedding: EmbeddingJson {
-            method: input.embed.method.clone(),
-            points: input.embed.points,
-        },
+        label_issues,
+        outliers,
+        embedding,
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod charts;
 pub mod duplicates;
+pub mod embed_view;
 pub mod json;
 pub mod summary;
 pub mod view;

@@ -62,6 +62,21 @@ pub fn build(view: &ReportView) -> String {
             ));
         }
     }
+    if !view.embed.pending {
+        out.push_str(&format!(
+            "\n### Label issues\n\n{}\n",
+            view.embed.summary.replace('\n', " ")
+        ));
+        for issue in view.embed.issues.iter().take(5) {
+            out.push_str(&format!(
+                "- {}: {} → {} (score {})\n",
+                code(&issue.image.path),
+                code(&issue.given),
+                code(&issue.suggested),
+                issue.score
+            ));
+        }
+    }
     out.push_str(&format!(
         "\n### Normalisation constants\n\n```python\ntransforms.Normalize(mean={}, std={})\n```\n",
         view.normalisation.mean, view.normalisation.std

@@ -58,6 +58,8 @@ pub struct ReportView {
     pub samples: Vec<ClassSamples>,
     pub duplicates: DuplicatesView,
     pub embed_pending: bool,
+    /// Sections 6 and 7: label issues, outliers, class confusion and the map.
+    pub embed: super::embed_view::EmbedView,
     pub unreadable: Vec<Note>,
     pub skipped: Vec<Note>,
     pub stages: Vec<StageView>,
@@ -456,6 +458,7 @@ pub fn build(input: &RenderInput) -> ReportView {
         samples,
         duplicates,
         embed_pending: input.embed.method == "none",
+        embed: super::embed_view::build(input.ingested, input.embed),
         unreadable,
         skipped,
         stages: input

@@ -438,3 +438,66 @@ fn page_network_use(netlog: &Value) -> Vec<String> {
     used.dedup();
     used
 }
+
+/// The map's script: hovering every point, clicking one, toggling every class and both
+/// buttons must not throw, and every hovered point must show its tooltip. Class names are
+/// hostile, so the tooltip and the map's JSON are checked for staying text too.
+#[test]
+fn map_hover_and_class_toggles_run_without_errors() {
+    if !chromium_present("map_hover_and_class_toggles_run_without_errors") {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut seed = 0;
+    for class in ["cat", "dog", ELEMENT_IN_TEXT, SCRIPT_COMMENT_OPENER] {
+        for i in 0..6 {
+            seed += 1;
+            fx.png(&format!("train/{class}/{i}.png"), seed);
+        }
+    }
+    let run = fx.report(&[]);
+    let html = run.html();
+    // Appended after the report's own script, so it runs once the map is drawn.
+    let driver = r#"<script>
+(function () {
+  var canvas = document.getElementById("map-canvas");
+  var data = JSON.parse(document.getElementById("map-data").textContent);
+  var box = canvas.getBoundingClientRect();
+  var shown = 0;
+  function at(i) {
+    return { clientX: box.left + 11 + data.x[i] / 10000 * (box.width - 22),
+             clientY: box.top + 11 + (1 - data.y[i] / 10000) * (box.height - 22) };
+  }
+  for (var i = 0; i < data.x.length; i++) {
+    canvas.dispatchEvent(new MouseEvent("mousemove", at(i)));
+    if (!document.getElementById("map-tip").hidden) { shown++; }
+  }
+  canvas.dispatchEvent(new MouseEvent("click", at(0)));
+  document.querySelectorAll("tr.mapclass").forEach(function (tr) { tr.click(); tr.click(); });
+  document.querySelectorAll("button[data-map]").forEach(function (b) { b.click(); });
+  document.body.dataset.mapPoints = String(data.x.length);
+  document.body.dataset.tipsShown = String(shown);
+})();
+</script>"#;
+    let at = html.rfind("</body>").expect("</body>");
+    let page = run.out.join("driven.html");
+    std::fs::write(&page, format!("{}{driver}{}", &html[..at], &html[at..])).unwrap();
+    let loaded = open_headless(&page, None);
+    assert!(
+        loaded.console.is_empty(),
+        "the map script wrote to the console:\n{}",
+        loaded.console.join("\n")
+    );
+    assert!(
+        loaded.dom.contains("data-map-points=\"24\""),
+        "not every image is on the map"
+    );
+    assert!(
+        loaded.dom.contains("data-tips-shown=\"24\""),
+        "hovering a point did not always show its tooltip"
+    );
+    assert!(
+        !loaded.dom.contains("data-pwned"),
+        "a class name became markup"
+    );
+}

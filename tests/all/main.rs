@@ -7,6 +7,7 @@ mod cifar_binary;
 mod cli;
 mod dedup;
 mod demo;
+mod embed;
 mod folder_layouts;
 mod hostile;
 mod incremental;
