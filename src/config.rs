@@ -114,7 +114,7 @@ impl Default for DedupConfig {
         DedupConfig {
             exact: true,
             near: true,
-            near_threshold: 0.1,
+            near_threshold: 0.09,
             max_shift: 3,
             mirrored: true,
             candidates: 5,
