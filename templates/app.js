@@ -1,23 +1,31 @@
 // Report interaction: clicking a thumbnail shows its path, label, split and size.
 // Everything works without this script except the inspector panel.
+// Fills the inspector panel with [name, value] rows, skipping empty values; shared by the
+// thumbnails and the map.
+function showInspector(rows) {
+  "use strict";
+  var inspector = document.getElementById("inspector");
+  if (!inspector) { return; }
+  inspector.textContent = "";
+  rows.forEach(function (row) {
+    if (!row[1]) { return; }
+    var line = document.createElement("div");
+    var key = document.createElement("b");
+    key.textContent = row[0] + ": ";
+    line.appendChild(key);
+    line.appendChild(document.createTextNode(row[1]));
+    inspector.appendChild(line);
+  });
+  inspector.hidden = false;
+}
+
 (function () {
   "use strict";
   var inspector = document.getElementById("inspector");
   function show(fig) {
-    var rows = [["path", fig.dataset.path], ["label", fig.dataset.label],
-                ["split", fig.dataset.split], ["size", fig.dataset.size],
-                ["value", fig.dataset.note]];
-    inspector.textContent = "";
-    rows.forEach(function (row) {
-      if (!row[1]) { return; }
-      var line = document.createElement("div");
-      var key = document.createElement("b");
-      key.textContent = row[0] + ": ";
-      line.appendChild(key);
-      line.appendChild(document.createTextNode(row[1]));
-      inspector.appendChild(line);
-    });
-    inspector.hidden = false;
+    showInspector([["path", fig.dataset.path], ["label", fig.dataset.label],
+                   ["split", fig.dataset.split], ["size", fig.dataset.size],
+                   ["value", fig.dataset.note]]);
   }
   document.addEventListener("click", function (event) {
     var fig = event.target.closest("figure.thumb");
@@ -108,17 +116,7 @@
     var hit = nearest(event);
     if (hit.index < 0 || !inspector) { return; }
     var info = describe(hit.index);
-    inspector.textContent = "";
-    [["path", info.path], ["label", info.label], ["split", info.split]].forEach(function (row) {
-      if (!row[1]) { return; }
-      var line = document.createElement("div");
-      var key = document.createElement("b");
-      key.textContent = row[0] + ": ";
-      line.appendChild(key);
-      line.appendChild(document.createTextNode(row[1]));
-      inspector.appendChild(line);
-    });
-    inspector.hidden = false;
+    showInspector([["path", info.path], ["label", info.label], ["split", info.split]]);
     event.stopPropagation();
   });
 

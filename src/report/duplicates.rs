@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::report::view::{Alert, RenderInput, Thumb, thumb};
-use crate::stages::dedup::{DuplicatePair, MatchKind};
-use crate::text::{plural, thousands};
+use crate::report::view::{Alert, RenderInput, Thumb, plural, thumb};
+use crate::stages::dedup::{DedupArtifact, DuplicatePair, MatchKind};
+use crate::text::thousands;
 
 /// Pairs shown per gallery; report.json has them all.
 const PAIRS_SHOWN: usize = 80;
@@ -191,20 +191,13 @@ pub fn build(input: &RenderInput) -> DuplicatesView {
         })
         .collect();
 
-    let in_groups: usize = dedup.groups.iter().map(|g| g.members.len()).sum();
     let summary = format!(
-        "{} {} of duplicates ({} images): {} exact {}, {} near-duplicate {}. {} {} across splits; {} {} with conflicting labels.",
-        thousands(dedup.groups.len() as u64),
-        plural_of(dedup.groups.len(), "group", "groups"),
-        thousands(in_groups as u64),
-        thousands(dedup.exact_groups.len() as u64),
-        plural_of(dedup.exact_groups.len(), "group", "groups"),
-        thousands(dedup.near_pairs.len() as u64),
-        plural_of(dedup.near_pairs.len(), "pair", "pairs"),
+        "{}. {} {} across splits; {} {} with conflicting labels.",
+        group_counts(dedup),
         thousands(leaked.len() as u64),
-        plural_of(leaked.len(), "image has a copy", "images have a copy"),
+        plural(leaked.len(), "image has a copy", "images have a copy"),
         thousands(dedup.conflicting_labels.len() as u64),
-        plural_of(dedup.conflicting_labels.len(), "group", "groups"),
+        plural(dedup.conflicting_labels.len(), "group", "groups"),
     );
     let method = if config.near {
         format!(
@@ -280,11 +273,11 @@ pub fn alerts(input: &RenderInput) -> Vec<Alert> {
             text: format!(
                 "{} `{later}` {} also {} in `{earlier}` ({} exact, {} near {}): train/test leakage",
                 thousands(total as u64),
-                plural_of(total, "image", "images"),
-                plural_of(total, "appears", "appear"),
+                plural(total, "image", "images"),
+                plural(total, "appears", "appear"),
                 thousands(exact.len() as u64),
                 thousands(near.len() as u64),
-                plural_of(near.len(), "copy", "copies"),
+                plural(near.len(), "copy", "copies"),
             ),
         });
     }
@@ -295,8 +288,8 @@ pub fn alerts(input: &RenderInput) -> Vec<Alert> {
             text: format!(
                 "{} {} of duplicates {} different labels (see Duplicates)",
                 thousands(n as u64),
-                plural_of(n, "group", "groups"),
-                plural_of(n, "carries", "carry")
+                plural(n, "group", "groups"),
+                plural(n, "carries", "carry")
             ),
         });
     }
@@ -309,22 +302,24 @@ pub fn info_alert(input: &RenderInput) -> Option<Alert> {
     if dedup.groups.is_empty() {
         return None;
     }
-    let images: usize = dedup.groups.iter().map(|g| g.members.len()).sum();
     Some(Alert {
         level: "info",
-        text: format!(
-            "{} {} of duplicates ({} images; {} exact {}, {} near-duplicate {})",
-            thousands(dedup.groups.len() as u64),
-            plural_of(dedup.groups.len(), "group", "groups"),
-            thousands(images as u64),
-            thousands(dedup.exact_groups.len() as u64),
-            plural_of(dedup.exact_groups.len(), "group", "groups"),
-            thousands(dedup.near_pairs.len() as u64),
-            plural_of(dedup.near_pairs.len(), "pair", "pairs"),
-        ),
+        text: group_counts(dedup),
     })
 }
 
-fn plural_of(n: usize, one: &'static str, many: &'static str) -> &'static str {
-    plural(n as u64, one, many)
+/// "761 groups of duplicates (1,795 images; 0 exact groups, 1,211 near-duplicate pairs)",
+/// for the section's summary and the overview's alert.
+fn group_counts(dedup: &DedupArtifact) -> String {
+    let images: usize = dedup.groups.iter().map(|g| g.members.len()).sum();
+    format!(
+        "{} {} of duplicates ({} images; {} exact {}, {} near-duplicate {})",
+        thousands(dedup.groups.len() as u64),
+        plural(dedup.groups.len(), "group", "groups"),
+        thousands(images as u64),
+        thousands(dedup.exact_groups.len() as u64),
+        plural(dedup.exact_groups.len(), "group", "groups"),
+        thousands(dedup.near_pairs.len() as u64),
+        plural(dedup.near_pairs.len(), "pair", "pairs"),
+    )
 }

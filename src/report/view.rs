@@ -57,7 +57,6 @@ pub struct ReportView {
     pub greyscale_count: String,
     pub samples: Vec<ClassSamples>,
     pub duplicates: DuplicatesView,
-    pub embed_pending: bool,
     /// Sections 6 and 7: label issues, outliers, class confusion and the map.
     pub embed: super::embed_view::EmbedView,
     pub unreadable: Vec<Note>,
@@ -457,7 +456,6 @@ pub fn build(input: &RenderInput) -> ReportView {
         greyscale_count: thousands(stats.greyscale_in_colour.len() as u64),
         samples,
         duplicates,
-        embed_pending: input.embed.method == "none",
         embed: super::embed_view::build(input.ingested, input.embed),
         unreadable,
         skipped,
@@ -606,7 +604,7 @@ fn triple(v: &[f64; 3]) -> String {
     format!("[{:.4}, {:.4}, {:.4}]", v[0], v[1], v[2])
 }
 
-fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+pub(crate) fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
     crate::text::plural(n as u64, one, many)
 }
 

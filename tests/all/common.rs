@@ -58,6 +58,33 @@ impl Fixture {
         }
     }
 
+    /// The small split dataset many tests start from: classes cat, dog and cow, four train
+    /// images and one test image each, settled.
+    pub fn small_dataset(&self) {
+        for (i, class) in ["cat", "dog", "cow"].iter().enumerate() {
+            for j in 0..4 {
+                self.png(&format!("train/{class}/{j}.png"), (i * 10 + j) as u32);
+            }
+            self.png(&format!("test/{class}/t.png"), (100 + i) as u32);
+        }
+        self.settle();
+    }
+
+    /// Runs `aldente demo --out <dir>/demo-out`; asserts success. Returns the run and the
+    /// demo's truth file.
+    pub fn demo(&self) -> (Run, Value) {
+        let out = self.dir.path().join("demo-out");
+        let args = vec![
+            "demo".to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        let run = run_in(self.dir.path(), &args, &out);
+        assert!(run.output.status.success(), "{}", run.stderr());
+        let truth = read_json(&out.join("demo-truth.json"));
+        (run, truth)
+    }
+
     /// Runs `aldente report data --out out` with extra args; asserts success.
     pub fn report(&self, extra: &[&str]) -> Run {
         let run = self.report_raw(extra);

@@ -7,7 +7,7 @@ use std::path::Path;
 use image::{Rgb, RgbImage, imageops};
 use serde_json::Value;
 
-use crate::common::{Fixture, read_json, run_in, strings};
+use crate::common::{Fixture, strings};
 
 fn unordered(a: &str, b: &str) -> (String, String) {
     if a <= b {
@@ -15,6 +15,20 @@ fn unordered(a: &str, b: &str) -> (String, String) {
     } else {
         (b.to_string(), a.to_string())
     }
+}
+
+/// The (`first`, `second`) string fields of every object in a JSON list.
+fn string_pairs(list: &Value, first: &str, second: &str) -> BTreeSet<(String, String)> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[first].as_str().unwrap().to_string(),
+                p[second].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 fn sorted_group(group: &Value) -> Vec<String> {
@@ -32,11 +46,7 @@ fn sorted_group(group: &Value) -> Vec<String> {
 #[test]
 fn the_demo_duplicates_are_exactly_the_planted_ones() {
     let fx = Fixture::new();
-    let out = fx.dir.path().join("demo-out");
-    let args = strings(&["demo", "--out", &out.display().to_string()]);
-    let run = run_in(fx.dir.path(), &args, &out);
-    assert!(run.output.status.success(), "{}", run.stderr());
-    let truth = read_json(&out.join("demo-truth.json"));
+    let (run, truth) = fx.demo();
     let duplicates = &run.report_json()["duplicates"];
 
     let planted_near: BTreeSet<((String, String), String)> = truth["near_pairs"]
@@ -86,28 +96,8 @@ fn the_demo_duplicates_are_exactly_the_planted_ones() {
     assert_eq!(found_exact, planted_exact);
 
     // Leakage: the test copy first, its train original second.
-    let planted_leaks: BTreeSet<(String, String)> = truth["leakage"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["copy"].as_str().unwrap().to_string(),
-                p["original"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let found_leaks: BTreeSet<(String, String)> = duplicates["cross_split"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["a"].as_str().unwrap().to_string(),
-                p["b"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let planted_leaks = string_pairs(&truth["leakage"], "copy", "original");
+    let found_leaks = string_pairs(&duplicates["cross_split"], "a", "b");
     assert_eq!(found_leaks, planted_leaks);
 
     let planted_conflicts: BTreeSet<Vec<String>> = truth["conflicting_labels"]

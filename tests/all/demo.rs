@@ -2,20 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::common::{Fixture, read_json, run_in};
+use crate::common::Fixture;
 
 #[test]
 fn demo_reports_every_planted_file_problem() {
     let fx = Fixture::new();
-    let out = fx.dir.path().join("demo-out");
-    let args = vec![
-        "demo".to_string(),
-        "--out".into(),
-        out.display().to_string(),
-    ];
-    let run = run_in(fx.dir.path(), &args, &out);
-    assert!(run.output.status.success(), "{}", run.stderr());
-    let truth = read_json(&out.join("demo-truth.json"));
+    let (run, truth) = fx.demo();
     let report = run.report_json();
     assert_eq!(report["dataset"]["images"], truth["image_count"]);
     let listed = |key: &str| -> BTreeSet<String> {
@@ -66,7 +58,6 @@ fn demo_reports_every_planted_file_problem() {
         );
     }
     // A second demo run reuses the generated data and every stage.
-    let again = run_in(fx.dir.path(), &args, &out);
-    assert!(again.output.status.success());
+    let (again, _) = fx.demo();
     assert_eq!(again.reran(), Vec::<String>::new());
 }

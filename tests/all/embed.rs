@@ -5,17 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::common::{Fixture, read_json, run_in, strings};
-
-fn dataset(fx: &Fixture) {
-    for (i, class) in ["cat", "dog", "cow"].iter().enumerate() {
-        for j in 0..4 {
-            fx.png(&format!("train/{class}/{j}.png"), (i * 10 + j) as u32);
-        }
-        fx.png(&format!("test/{class}/t.png"), (100 + i) as u32);
-    }
-    fx.settle();
-}
+use crate::common::{Fixture, strings};
 
 fn embed_counts(run: &crate::common::Run) -> Value {
     let log = run.run_log();
@@ -31,15 +21,7 @@ fn embed_counts(run: &crate::common::Run) -> Value {
 #[test]
 fn planted_mislabelled_demo_images_top_the_label_issues() {
     let fx = Fixture::new();
-    let out = fx.dir.path().join("demo-out");
-    let args = vec![
-        "demo".to_string(),
-        "--out".into(),
-        out.display().to_string(),
-    ];
-    let run = run_in(fx.dir.path(), &args, &out);
-    assert!(run.output.status.success(), "{}", run.stderr());
-    let truth = read_json(&out.join("demo-truth.json"));
+    let (run, truth) = fx.demo();
     let report = run.report_json();
     let planted: Vec<&Value> = truth["mislabelled"].as_array().unwrap().iter().collect();
     assert!(planted.len() >= 10);
@@ -91,7 +73,7 @@ fn planted_mislabelled_demo_images_top_the_label_issues() {
 #[test]
 fn relabel_and_changed_pixels_recompute_only_new_feature_vectors() {
     let fx = Fixture::new();
-    dataset(&fx);
+    fx.small_dataset();
     let first = fx.report(&[]);
     let counts = embed_counts(&first);
     assert_eq!(counts["features_computed"], 15, "{counts}");
@@ -121,7 +103,7 @@ fn relabel_and_changed_pixels_recompute_only_new_feature_vectors() {
 #[test]
 fn damaged_feature_store_is_recomputed_with_a_warning() {
     let fx = Fixture::new();
-    dataset(&fx);
+    fx.small_dataset();
     let first = fx.report(&[]).report_json();
     let store = fx.out().join("cache/embed/features.bin");
     let len = std::fs::metadata(&store).unwrap().len() as usize;
@@ -137,7 +119,7 @@ fn damaged_feature_store_is_recomputed_with_a_warning() {
 #[test]
 fn map_holds_every_image_is_deterministic_and_honours_map_points() {
     let fx = Fixture::new();
-    dataset(&fx);
+    fx.small_dataset();
     let first = fx.report(&[]).report_json();
     assert_eq!(first["embedding"]["points"], 15);
     assert_eq!(first["embedding"]["map"].as_array().unwrap().len(), 15);

@@ -2,20 +2,10 @@
 
 use crate::common::{ALL_STAGES, Fixture, strings};
 
-fn dataset(fx: &Fixture) {
-    for (i, class) in ["cat", "dog", "cow"].iter().enumerate() {
-        for j in 0..4 {
-            fx.png(&format!("train/{class}/{j}.png"), (i * 10 + j) as u32);
-        }
-        fx.png(&format!("test/{class}/t.png"), (100 + i) as u32);
-    }
-    fx.settle();
-}
-
 #[test]
 fn rerun_with_nothing_changed_is_fresh_everywhere_and_decodes_nothing() {
     let fx = Fixture::new();
-    dataset(&fx);
+    fx.small_dataset();
     let first = fx.report(&[]);
     assert_eq!(first.reran(), strings(ALL_STAGES));
     assert_eq!(first.decoded(), 15);
@@ -28,7 +18,7 @@ fn rerun_with_nothing_changed_is_fresh_everywhere_and_decodes_nothing() {
 #[test]
 fn relabel_decodes_nothing_and_moves_the_image() {
     let fx = Fixture::new();
-    dataset(&fx);
+    fx.small_dataset();
     fx.report(&[]);
     std::fs::rename(
         fx.data().join("train/cat/0.png"),
@@ -50,7 +40,7 @@ fn relabel_decodes_nothing_and_moves_the_image() {
 #[test]
 fn changed_pixels_decode_only_that_file() {
     let fx = Fixture::new();
-    dataset(&fx);
+    fx.small_dataset();
     let before = fx.report(&[]).report_json();
     fx.png("train/cow/2.png", 999);
     let run = fx.report(&[]);
@@ -63,7 +53,7 @@ fn changed_pixels_decode_only_that_file() {
 #[test]
 fn touching_a_file_without_changing_it_keeps_every_stage_fresh() {
     let fx = Fixture::new();
-    dataset(&fx);
+    fx.small_dataset();
     fx.report(&[]);
     let path = fx.data().join("train/cat/1.png");
     let bytes = std::fs::read(&path).unwrap();
@@ -80,7 +70,7 @@ fn touching_a_file_without_changing_it_keeps_every_stage_fresh() {
 #[test]
 fn a_setting_change_reruns_exactly_the_stages_that_read_it() {
     let fx = Fixture::new();
-    dataset(&fx);
+    fx.small_dataset();
     fx.report(&[]);
     std::fs::write(
         fx.dir.path().join("aldente.toml"),
@@ -100,7 +90,7 @@ fn a_setting_change_reruns_exactly_the_stages_that_read_it() {
 #[test]
 fn force_reruns_the_named_stage_and_everything_after_it() {
     let fx = Fixture::new();
-    dataset(&fx);
+    fx.small_dataset();
     fx.report(&[]);
     let run = fx.report(&["--force=dedup"]);
     assert_eq!(run.reran(), strings(&["dedup", "embed", "render"]));
@@ -112,7 +102,7 @@ fn force_reruns_the_named_stage_and_everything_after_it() {
 #[test]
 fn truncated_cache_file_leads_to_a_recompute_not_a_crash() {
     let fx = Fixture::new();
-    dataset(&fx);
+    fx.small_dataset();
     let first = fx.report(&[]).report_json();
     let table = fx.out().join("cache/ingest/table.bin");
     let bytes = std::fs::read(&table).unwrap();
@@ -131,7 +121,7 @@ fn truncated_cache_file_leads_to_a_recompute_not_a_crash() {
 #[test]
 fn damaged_downstream_artifact_is_recomputed() {
     let fx = Fixture::new();
-    dataset(&fx);
+    fx.small_dataset();
     let first = fx.report(&[]).report_json();
     // Same length, garbage content: the size check passes, decoding the artifact fails.
     let artifact = fx.out().join("cache/statistics/artifact.bin");
@@ -154,7 +144,7 @@ fn damaged_downstream_artifact_is_recomputed() {
 #[test]
 fn moving_the_dataset_folder_keeps_the_cache_valid() {
     let fx = Fixture::new();
-    dataset(&fx);
+    fx.small_dataset();
     fx.report(&[]);
     let moved = fx.dir.path().join("elsewhere");
     std::fs::rename(fx.data(), &moved).unwrap();
