@@ -123,6 +123,16 @@ impl Cache {
         Ok(bytes.len() as u64)
     }
 
+    /// Writes `parts` one after another into one file, atomically; returns its size.
+    pub fn write_parts<'a>(
+        &self,
+        stage: &str,
+        name: &str,
+        parts: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<u64> {
+        fsutil::write_atomic_parts(&self.stage_dir(stage).join(name), parts)
+    }
+
     /// Reads an artifact written by [`Cache::write_artifact`].
     pub fn read_artifact<T: DeserializeOwned>(&self, stage: &str, name: &str) -> Result<T> {
         let path = self.stage_dir(stage).join(name);

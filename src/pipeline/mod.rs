@@ -276,9 +276,7 @@ pub fn run(settings: &Settings) -> Result<RunLog> {
             }
         };
         let scan = ctx.scan.take().context("internal: scan missing")?;
-        let (built, built_counts) =
-            ingest::build(scan, previous.as_ref(), decode_options, &ctx.progress)?;
-        drop(previous);
+        let (built, built_counts) = ingest::build(scan, previous, decode_options, &ctx.progress)?;
         let outputs = ingest::save(&ctx.cache, &built)?;
         ctx.cache.commit(&ingest_inputs, outputs)?;
         counts = built_counts;

@@ -103,14 +103,44 @@ pub struct IngestArtifact {
     pub decoded_with: DecodeOptions,
 }
 
-/// The artifact with its thumbnails loaded.
+/// The artifact with its thumbnails.
 #[derive(Debug, Clone)]
 pub struct Ingested {
     pub artifact: IngestArtifact,
-    pub thumbs: Vec<u8>,
+    thumbs: Thumbs,
+}
+
+/// The thumbnails, wherever they sit in memory: one buffer when loaded from `thumbs.bin`;
+/// after a build, the decoder's own buffers and the previous run's buffer, not copied.
+///
+/// Copying them into one buffer cost a 184 MB copy for CIFAR-10, and on this kind of
+/// virtual machine first touching fresh memory costs about 1 ms per MB: a fifth of cold
+/// ingest (bench/cifar10.sh).
+#[derive(Debug, Clone, Default)]
+struct Thumbs {
+    buffers: Vec<Vec<u8>>,
+    /// Per image: the buffer and the offset of its thumbnail in it.
+    at: Vec<(u32, usize)>,
 }
 
 impl Ingested {
+    /// An ingest result whose thumbnails lie in one buffer at the records' `thumb_offset`s
+    /// (as in `thumbs.bin`).
+    pub fn new(artifact: IngestArtifact, thumbs: Vec<u8>) -> Ingested {
+        let at = artifact
+            .images
+            .iter()
+            .map(|record| (0, record.thumb_offset as usize))
+            .collect();
+        Ingested {
+            artifact,
+            thumbs: Thumbs {
+                buffers: vec![thumbs],
+                at,
+            },
+        }
+    }
+
     /// The RGB thumbnail of image `index` (at full resolution when the image is small).
     pub fn thumb(&self, index: usize) -> image::RgbImage {
         let record = &self.artifact.images[index];
@@ -118,18 +148,16 @@ impl Ingested {
             u32::from(record.thumb_width),
             u32::from(record.thumb_height),
         );
-        let start = record.thumb_offset as usize;
-        let end = start + (w * h * 3) as usize;
-        image::RgbImage::from_raw(w, h, self.thumbs[start..end].to_vec())
+        image::RgbImage::from_raw(w, h, self.thumb_bytes(index).to_vec())
             .unwrap_or_else(|| image::RgbImage::new(1, 1))
     }
 
     /// The raw RGB bytes of image `index`'s thumbnail.
     pub fn thumb_bytes(&self, index: usize) -> &[u8] {
         let record = &self.artifact.images[index];
-        let start = record.thumb_offset as usize;
+        let (buffer, start) = self.thumbs.at[index];
         let len = usize::from(record.thumb_width) * usize::from(record.thumb_height) * 3;
-        &self.thumbs[start..start + len]
+        &self.thumbs.buffers[buffer as usize][start..start + len]
     }
 
     /// Images analysed plus units rejected: everything ingest looked inside.
@@ -487,7 +515,7 @@ pub fn fingerprint(scan: &Scan, config: &IngestConfig) -> FingerprintInputs {
 /// Decodes what is new, reuses what is known, and assembles the artifact.
 pub fn build(
     mut scan: Scan,
-    previous: Option<&Ingested>,
+    previous: Option<Ingested>,
     options: DecodeOptions,
     progress: &Progress,
 ) -> Result<(Ingested, IngestCounts)> {
@@ -497,7 +525,7 @@ pub fn build(
         Rejected(usize),
     }
     let mut known: HashMap<u128, Known> = HashMap::new();
-    if let Some(previous) = previous {
+    if let Some(previous) = &previous {
         // Regression guard: raising --max-pixels used to reuse the cached "over the decode
         // limit" verdicts, and a new thumbnail size reused old thumbnails. A previous result
         // is reused only where the current settings would give the same one.
@@ -574,24 +602,17 @@ pub fn build(
         scan.predecoded[i] = Some(outcome);
     }
 
+    // The previous run's thumbnails are moved over whole; reused images point into them.
+    let (previous, mut thumbs) = match previous {
+        Some(Ingested { artifact, thumbs }) => (Some((artifact, thumbs.at)), thumbs.buffers),
+        None => (None, Vec::new()),
+    };
+    let mut at = Vec::with_capacity(scan.units.len());
     let mut images = Vec::with_capacity(scan.units.len());
     let mut rejected = Vec::new();
-    // Sized up front: for CIFAR-10 this buffer is 184 MB, and growing it by doubling
-    // costs copies and a transient second buffer.
-    let thumbs_len: usize = scan
-        .units
-        .iter()
-        .zip(&scan.predecoded)
-        .map(|(unit, outcome)| match outcome {
-            Some(Outcome::Image(d)) => d.thumb.as_raw().len(),
-            Some(_) => 0,
-            None => match known.get(&unit.content_hash) {
-                Some(Known::Image(i)) => previous.map_or(0, |p| p.thumb_bytes(*i).len()),
-                _ => 0,
-            },
-        })
-        .sum();
-    let mut thumbs: Vec<u8> = Vec::with_capacity(thumbs_len);
+    // Offsets and digest of `thumbs.bin` as `save` will write it: thumbnails in image order.
+    let mut thumbs_len = 0u64;
+    let mut digest = Xxh3::new();
     let mut reused = 0;
     let mut predecoded = std::mem::take(&mut scan.predecoded);
     for (unit, outcome) in scan.units.iter().zip(predecoded.iter_mut()) {
@@ -606,8 +627,14 @@ pub fn build(
         };
         match outcome.take() {
             Some(Outcome::Image(decoded)) => {
-                let offset = thumbs.len() as u64;
-                thumbs.extend_from_slice(decoded.thumb.as_raw());
+                let decoded = *decoded;
+                let (thumb_width, thumb_height) = decoded.thumb.dimensions();
+                let pixels = decoded.thumb.into_raw();
+                digest.update(&pixels);
+                let offset = thumbs_len;
+                thumbs_len += pixels.len() as u64;
+                at.push((thumbs.len() as u32, 0));
+                thumbs.push(pixels);
                 images.push(ImageRecord {
                     path: path.to_string(),
                     split: split.map(str::to_string),
@@ -621,8 +648,8 @@ pub fn build(
                     pixel_hash: decoded.pixel_hash,
                     channel_sum: decoded.channel_sum,
                     channel_sumsq: decoded.channel_sumsq,
-                    thumb_width: decoded.thumb.width() as u16,
-                    thumb_height: decoded.thumb.height() as u16,
+                    thumb_width: thumb_width as u16,
+                    thumb_height: thumb_height as u16,
                     thumb_offset: offset,
                 });
             }
@@ -631,23 +658,28 @@ pub fn build(
             }
             Some(Outcome::NotImage(reason)) => rejected.push(reject(RejectKind::NotImage, reason)),
             None => {
-                let previous = previous.context("internal: unit neither decoded nor known")?;
+                let (previous, previous_at) = previous
+                    .as_ref()
+                    .context("internal: unit neither decoded nor known")?;
                 reused += 1;
                 match known.get(&unit.content_hash) {
                     Some(Known::Image(i)) => {
-                        let old = &previous.artifact.images[*i];
-                        let offset = thumbs.len() as u64;
-                        thumbs.extend_from_slice(previous.thumb_bytes(*i));
+                        let old = &previous.images[*i];
+                        let (buffer, start) = previous_at[*i];
+                        let len = usize::from(old.thumb_width) * usize::from(old.thumb_height) * 3;
+                        digest.update(&thumbs[buffer as usize][start..start + len]);
+                        at.push((buffer, start));
                         images.push(ImageRecord {
                             path: path.to_string(),
                             split: split.map(str::to_string),
                             label: label.to_string(),
-                            thumb_offset: offset,
+                            thumb_offset: thumbs_len,
                             ..old.clone()
                         });
+                        thumbs_len += len as u64;
                     }
                     Some(Known::Rejected(i)) => {
-                        let old = &previous.artifact.rejected[*i];
+                        let old = &previous.rejected[*i];
                         rejected.push(reject(old.kind, old.reason.clone()));
                     }
                     None => bail!("internal: unit {path} has no result"),
@@ -684,16 +716,21 @@ pub fn build(
         images,
         rejected,
         skipped: scan.discovery.skipped.clone(),
-        thumbs_len: thumbs.len() as u64,
-        thumbs_digest: xxh3_64(&thumbs),
+        thumbs_len,
+        thumbs_digest: digest.digest(),
         decoded_with: options,
+    };
+    let thumbs = Thumbs {
+        buffers: thumbs,
+        at,
     };
     Ok((Ingested { artifact, thumbs }, counts))
 }
 
 /// Writes the artifact; returns the output files and sizes for the sidecar.
 pub fn save(cache: &Cache, ingested: &Ingested) -> Result<Vec<(String, u64)>> {
-    let thumbs = cache.write_bytes(NAME, THUMBS, &ingested.thumbs)?;
+    let parts = (0..ingested.artifact.images.len()).map(|i| ingested.thumb_bytes(i));
+    let thumbs = cache.write_parts(NAME, THUMBS, parts)?;
     let table = cache.write_artifact(NAME, TABLE, &ingested.artifact)?;
     Ok(vec![(THUMBS.into(), thumbs), (TABLE.into(), table)])
 }
@@ -713,7 +750,7 @@ pub fn load(cache: &Cache) -> Result<Ingested> {
         );
     }
     check_thumb_ranges(&artifact)?;
-    Ok(Ingested { artifact, thumbs })
+    Ok(Ingested::new(artifact, thumbs))
 }
 
 /// Every thumbnail the table points at must lie inside `thumbs.bin`: `Ingested::thumb` slices

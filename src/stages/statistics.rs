@@ -1149,8 +1149,8 @@ mod tests {
             });
             thumbs.extend_from_slice(picture.thumb.as_raw());
         }
-        Ingested {
-            artifact: IngestArtifact {
+        Ingested::new(
+            IngestArtifact {
                 kind: DatasetKind::Folder {
                     has_splits: !splits.is_empty(),
                 },
@@ -1167,7 +1167,7 @@ mod tests {
                 },
             },
             thumbs,
-        }
+        )
     }
 
     fn uniform(size: u32, rgb: [u8; 3]) -> RgbImage {

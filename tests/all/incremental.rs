@@ -51,6 +51,44 @@ fn changed_pixels_decode_only_that_file() {
 }
 
 #[test]
+fn thumbnails_after_a_relabel_and_a_change_match_a_cold_run() {
+    // A rerun takes unchanged thumbnails from the previous run's buffer and new ones from
+    // the decoder; thumbs.bin must come out as a cold run writes it.
+    let fx = Fixture::new();
+    fx.small_dataset();
+    fx.report(&[]);
+    std::fs::rename(
+        fx.data().join("train/cat/0.png"),
+        fx.data().join("train/dog/moved.png"),
+    )
+    .unwrap();
+    fx.png("train/cow/2.png", 999);
+    fx.png("train/cat/new.png", 1234);
+    let rerun = fx.report(&[]);
+    assert_eq!(rerun.decoded(), 2);
+    let cold_out = fx.dir.path().join("cold-out");
+    let cold = crate::common::run_in(
+        fx.dir.path(),
+        &[
+            "report".into(),
+            fx.data().display().to_string(),
+            "--out".into(),
+            cold_out.display().to_string(),
+        ],
+        &cold_out,
+    );
+    assert!(cold.output.status.success(), "{}", cold.stderr());
+    assert_eq!(cold.decoded(), 16);
+    let thumbs =
+        |out: &std::path::Path| std::fs::read(out.join("cache/ingest/thumbs.bin")).unwrap();
+    let (incremental, fresh) = (thumbs(&fx.out()), thumbs(&cold_out));
+    assert!(!fresh.is_empty());
+    assert!(incremental == fresh, "thumbs.bin differs from a cold run's");
+    let mean = |run: &crate::common::Run| run.report_json()["statistics"]["mean"].clone();
+    assert_eq!(mean(&rerun), mean(&cold));
+}
+
+#[test]
 fn touching_a_file_without_changing_it_keeps_every_stage_fresh() {
     let fx = Fixture::new();
     fx.small_dataset();
