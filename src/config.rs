@@ -144,7 +144,7 @@ impl Default for EmbedConfig {
     fn default() -> Self {
         EmbedConfig {
             seed: 0,
-            components: 64,
+            components: 96,
             neighbours: 20,
             map_points: 10_000,
             label_issues: 500,

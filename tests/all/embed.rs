@@ -31,26 +31,18 @@ fn planted_mislabelled_demo_images_top_the_label_issues() {
         .take(planted.len())
         .map(|i| i["path"].as_str().unwrap())
         .collect();
-    // Known shortfall (issue 5 stays open on it): since the demo's backdrops vary more (so
-    // that unplanted pictures are not near duplicates of each other), one planted mislabel,
-    // a disc filed under rings, ranks about 20th. The rest must fill the top of the list.
-    let in_top = planted
-        .iter()
-        .filter(|m| top.contains(&m["path"].as_str().unwrap()))
-        .count();
-    assert!(
-        in_top + 1 >= planted.len(),
-        "only {in_top} of {} planted mislabels in the top: {top:?}",
-        planted.len()
-    );
+    // Regression: when the demo's backdrops got a strong brightness mottle, a small disc filed
+    // under rings ranked about 20th, its neighbours being pictures of any class on a similar
+    // ground; the features then weighted the ground's brightness more than the disc's colour.
     for mislabel in &planted {
         let path = mislabel["path"].as_str().unwrap();
-        let rank = issues.iter().position(|i| i["path"] == path);
-        assert!(
-            rank.is_some_and(|r| r < 3 * planted.len()),
-            "planted {path} ranks {rank:?}"
-        );
-        let issue = &issues[rank.unwrap()];
+        let Some(rank) = top.iter().position(|p| *p == path) else {
+            panic!(
+                "planted {path} is not among the top {}: {top:?}",
+                planted.len()
+            );
+        };
+        let issue = &issues[rank];
         assert_eq!(issue["given"], mislabel["given"], "{issue}");
         assert_eq!(issue["suggested"], mislabel["true_label"], "{issue}");
         assert_eq!(issue["neighbours"].as_array().unwrap().len(), 8, "{issue}");

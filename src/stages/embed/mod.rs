@@ -36,7 +36,7 @@ use crate::stages::ingest::Ingested;
 use features::{BuiltinFeatures, Embedder, FeatureStore};
 
 pub const NAME: &str = "embed";
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The per-image vectors, kept beside the artifact and reused across runs.
 const FEATURE_STORE: &str = "features.bin";
@@ -53,7 +53,7 @@ pub struct EmbedArtifact {
     pub points: usize,
     /// Images embedded (all analysed images).
     pub images: usize,
-    /// The feature source, e.g. `builtin-hog-colour-v1`.
+    /// The feature source, e.g. `builtin-hog-colour-v2`.
     pub features: String,
     pub feature_dims: usize,
     pub components: usize,

@@ -1,5 +1,5 @@
 //! From stored byte vectors to the compact vectors every later step compares: standardise
-//! each value, weight each block of the vector equally, reduce by PCA, and scale each row
+//! each value, give each block of the vector its share of the variance, reduce by PCA, and scale each row
 //! to unit length (so a dot product is the cosine similarity).
 //!
 //! PCA is fitted on a seeded subsample (the covariance of 12,000 images is as good as that
@@ -11,6 +11,8 @@ use ndarray::{Array1, Array2, ArrayView2};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+
+use super::features::Block;
 
 /// Rows used to fit the PCA at most.
 const FIT_ROWS: usize = 12_000;
@@ -30,7 +32,7 @@ pub struct Reduced {
 pub fn reduce(
     bytes: &[u8],
     dims: usize,
-    blocks: &[usize],
+    blocks: &[Block],
     components: usize,
     seed: u64,
 ) -> Reduced {
@@ -107,10 +109,11 @@ pub fn reduce(
     }
 }
 
-/// Per value: the mean, and the factor that gives it unit variance divided by the square
-/// root of its block's length, so that every block carries the same total variance (a
-/// 576-value block must not drown a 48-value one). Constant values get factor 0.
-fn standardisation(bytes: &[u8], dims: usize, blocks: &[usize]) -> (Vec<f32>, Vec<f32>) {
+/// Per value: the mean, and the factor that gives it unit variance times the square root of
+/// its block's weight over its block's length, so that every block carries its weight in
+/// total variance whatever its length (a 576-value block must not drown a 48-value one).
+/// Constant values get factor 0; values beyond the blocks count as one block of weight 1.
+fn standardisation(bytes: &[u8], dims: usize, blocks: &[Block]) -> (Vec<f32>, Vec<f32>) {
     let rows = bytes.len() / dims;
     let (sum, sumsq) = bytes
         .par_chunks_exact(dims)
@@ -135,10 +138,14 @@ fn standardisation(bytes: &[u8], dims: usize, blocks: &[usize]) -> (Vec<f32>, Ve
             },
         );
     let mut block_of = Vec::with_capacity(dims);
-    for &len in blocks {
-        block_of.extend(std::iter::repeat_n(len, len));
+    for block in blocks {
+        block_of.extend(std::iter::repeat_n(*block, block.len));
     }
-    block_of.resize(dims, dims);
+    let rest = Block {
+        len: dims.saturating_sub(block_of.len()),
+        weight: 1.0,
+    };
+    block_of.resize(dims, rest);
     let mut mean = vec![0f32; dims];
     let mut scale = vec![0f32; dims];
     for j in 0..dims {
@@ -146,7 +153,8 @@ fn standardisation(bytes: &[u8], dims: usize, blocks: &[usize]) -> (Vec<f32>, Ve
         let var = (sumsq[j] as f64 / rows as f64 - m * m).max(0.0);
         mean[j] = m as f32;
         scale[j] = if var > 1e-9 {
-            (1.0 / (var.sqrt() * (block_of[j] as f64).sqrt())) as f32
+            let Block { len, weight } = block_of[j];
+            (weight.sqrt() / (var.sqrt() * (len as f64).sqrt())) as f32
         } else {
             0.0
         };
@@ -281,7 +289,16 @@ mod tests {
                 ]
             })
             .collect();
-        let reduced = reduce(&bytes, 3, &[3], 1, 7);
+        let reduced = reduce(
+            &bytes,
+            3,
+            &[Block {
+                len: 3,
+                weight: 1.0,
+            }],
+            1,
+            7,
+        );
         assert_eq!(reduced.vectors.dim(), (rows, 1));
         assert!(reduced.explained > 0.6, "{}", reduced.explained);
     }
