@@ -262,10 +262,10 @@ pub fn build(ingested: &Ingested, embed: &EmbedArtifact) -> EmbedView {
         thousands(embed.label_issues.len().min(ISSUES_SHOWN) as u64),
     );
     let method_note = format!(
-        "Features: {} ({} values an image: gradient-orientation and colour histograms and an 8x8 \
-         colour image), reduced by PCA to {} components ({:.0}% of the variance); {} nearest \
-         neighbours by cosine similarity. A weighted vote of its neighbours gives an image's own \
-         label for {:.1}% of images.",
+        "Features: {} ({} values an image: gradient-orientation histograms at three scales, \
+         two colour histograms and an 8x8 image in opponent colours), reduced by PCA to {} \
+         components ({:.0}% of the variance); {} nearest neighbours by cosine similarity. A \
+         weighted vote of its neighbours gives an image's own label for {:.1}% of images.",
         embed.features,
         embed.feature_dims,
         embed.components,

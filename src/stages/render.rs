@@ -9,7 +9,7 @@ use crate::fsutil;
 use crate::report::{self, view::RenderInput};
 
 pub const NAME: &str = "render";
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 pub const HTML: &str = "report.html";
 pub const JSON: &str = "report.json";
