@@ -113,9 +113,9 @@ pub struct Ingested {
 /// The thumbnails, wherever they sit in memory: one buffer when loaded from `thumbs.bin`;
 /// after a build, the decoder's own buffers and the previous run's buffer, not copied.
 ///
-/// Copying them into one buffer cost a 184 MB copy for CIFAR-10, and on this kind of
-/// virtual machine first touching fresh memory costs about 1 ms per MB: a fifth of cold
-/// ingest (bench/cifar10.sh).
+/// Copying them into one buffer touched 184 MB of fresh memory for CIFAR-10; on the
+/// benchmark machine (a VM) that costs up to 1 ms per MB: up to 0.6 s of a 2-3 s cold
+/// ingest in bench/cifar10.sh.
 #[derive(Debug, Clone, Default)]
 struct Thumbs {
     buffers: Vec<Vec<u8>>,
