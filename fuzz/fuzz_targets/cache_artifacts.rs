@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
             && artifact.thumbs_len <= 1 << 20
         {
             let thumbs = vec![0u8; artifact.thumbs_len as usize];
-            let ingested = Ingested { artifact, thumbs };
+            let ingested = Ingested::new(artifact, thumbs);
             for index in 0..ingested.artifact.images.len() {
                 let thumb = ingested.thumb(index);
                 assert_eq!(thumb.as_raw().len(), ingested.thumb_bytes(index).len());
