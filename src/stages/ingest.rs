@@ -116,7 +116,7 @@ pub struct Ingested {
 /// Copying them into one buffer touched 184 MB of fresh memory for CIFAR-10; on the
 /// benchmark machine (a VM) that costs up to 1 ms per MB: up to 0.6 s of a 2-3 s cold
 /// ingest in bench/cifar10.sh.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Thumbs {
     buffers: Vec<Vec<u8>>,
     /// Per image: the buffer and the offset of its thumbnail in it.

@@ -98,14 +98,19 @@ impl Fixture {
     }
 
     pub fn report_raw(&self, extra: &[&str]) -> Run {
+        self.report_into(&self.out(), extra)
+    }
+
+    /// Runs `aldente report data --out OUT` with extra args; does not check the outcome.
+    pub fn report_into(&self, out: &Path, extra: &[&str]) -> Run {
         let mut args: Vec<String> = vec![
             "report".into(),
             self.data().display().to_string(),
             "--out".into(),
-            self.out().display().to_string(),
+            out.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        run_in(self.dir.path(), &args, &self.out())
+        run_in(self.dir.path(), &args, out)
     }
 }
 

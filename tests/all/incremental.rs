@@ -67,16 +67,7 @@ fn thumbnails_after_a_relabel_and_a_change_match_a_cold_run() {
     let rerun = fx.report(&[]);
     assert_eq!(rerun.decoded(), 2);
     let cold_out = fx.dir.path().join("cold-out");
-    let cold = crate::common::run_in(
-        fx.dir.path(),
-        &[
-            "report".into(),
-            fx.data().display().to_string(),
-            "--out".into(),
-            cold_out.display().to_string(),
-        ],
-        &cold_out,
-    );
+    let cold = fx.report_into(&cold_out, &[]);
     assert!(cold.output.status.success(), "{}", cold.stderr());
     assert_eq!(cold.decoded(), 16);
     let thumbs =

@@ -66,6 +66,12 @@ pub struct Block {
     pub weight: f64,
 }
 
+impl Block {
+    pub const fn new(len: usize, weight: f64) -> Block {
+        Block { len, weight }
+    }
+}
+
 /// The blocks of the built-in vector, in order: HOG at 4, 8 and 16-px cells, the HSV
 /// histogram, the chroma-weighted hue histogram, the opponent-colour tiny image. Shape gets
 /// half the variance, the layout a third and the two colour histograms a sixth: measured
@@ -73,30 +79,12 @@ pub struct Block {
 /// components), while on the demo the chroma-weighted hue histogram is what keeps a small
 /// shape's colour from being outvoted by its ground.
 pub const BLOCKS: [Block; 6] = [
-    Block {
-        len: FINE * FINE * BINS,
-        weight: 1.0,
-    },
-    Block {
-        len: COARSE * COARSE * BINS,
-        weight: 1.0,
-    },
-    Block {
-        len: COARSEST * COARSEST * BINS,
-        weight: 1.0,
-    },
-    Block {
-        len: HUE_BINS * SAT_BINS * VAL_BINS,
-        weight: 0.5,
-    },
-    Block {
-        len: CHROMA_HUE_BINS,
-        weight: 0.5,
-    },
-    Block {
-        len: TINY * TINY * 3,
-        weight: 2.0,
-    },
+    Block::new(FINE * FINE * BINS, 1.0),
+    Block::new(COARSE * COARSE * BINS, 1.0),
+    Block::new(COARSEST * COARSEST * BINS, 1.0),
+    Block::new(HUE_BINS * SAT_BINS * VAL_BINS, 0.5),
+    Block::new(CHROMA_HUE_BINS, 0.5),
+    Block::new(TINY * TINY * 3, 2.0),
 ];
 
 /// Something that turns an image into a fixed-length byte vector, one image at a time.
@@ -210,14 +198,12 @@ fn hog(planes: &[Vec<f32>; 3], out: &mut Vec<f32>) {
             if angle < 0.0 {
                 angle += std::f32::consts::PI;
             }
-            let position = angle / std::f32::consts::PI * BINS as f32 - 0.5;
-            let low = position.floor();
-            let frac = position - low;
-            let low = (low as isize).rem_euclid(BINS as isize) as usize;
-            let high = (low + 1) % BINS;
             let cell = (y as usize / FINE_CELL) * FINE + x as usize / FINE_CELL;
-            fine[cell * BINS + low] += magnitude * (1.0 - frac);
-            fine[cell * BINS + high] += magnitude * frac;
+            add_circular(
+                &mut fine[cell * BINS..(cell + 1) * BINS],
+                angle / std::f32::consts::PI,
+                magnitude,
+            );
         }
     }
     let coarse = merge_cells(&fine, FINE);
@@ -225,6 +211,19 @@ fn hog(planes: &[Vec<f32>; 3], out: &mut Vec<f32>) {
     normalise_cells(&fine, FINE, out);
     normalise_cells(&coarse, COARSE, out);
     normalise_cells(&coarsest, COARSEST, out);
+}
+
+/// Adds `weight` to a histogram over a circle (orientation, hue) at `turns` (0..1 of the
+/// way round), split linearly between the two nearest bin centres; the last bin neighbours
+/// the first.
+fn add_circular(histogram: &mut [f32], turns: f32, weight: f32) {
+    let bins = histogram.len();
+    let position = turns * bins as f32 - 0.5;
+    let low = position.floor();
+    let frac = position - low;
+    let low = (low as isize).rem_euclid(bins as isize) as usize;
+    histogram[low] += weight * (1.0 - frac);
+    histogram[(low + 1) % bins] += weight * frac;
 }
 
 /// Sums each 2x2 group of cells of a `grid` x `grid` histogram grid into one cell.
@@ -292,12 +291,7 @@ fn colour_histograms(planes: &[Vec<f32>; 3], out: &mut Vec<f32>) {
         bins[(h * SAT_BINS + s) * VAL_BINS + v] += 1.0;
 
         let mass = chroma * chroma;
-        let position = hue * CHROMA_HUE_BINS as f32 - 0.5;
-        let low = position.floor();
-        let frac = position - low;
-        let low = (low as isize).rem_euclid(CHROMA_HUE_BINS as isize) as usize;
-        chroma_hue[low] += mass * (1.0 - frac);
-        chroma_hue[(low + 1) % CHROMA_HUE_BINS] += mass * frac;
+        add_circular(&mut chroma_hue, hue, mass);
         chroma_mass += mass;
     }
     let total = (SIDE * SIDE) as f32;

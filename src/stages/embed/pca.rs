@@ -1,6 +1,6 @@
 //! From stored byte vectors to the compact vectors every later step compares: standardise
-//! each value, give each block of the vector its share of the variance, reduce by PCA, and scale each row
-//! to unit length (so a dot product is the cosine similarity).
+//! each value, give each block of the vector its share of the variance, reduce by PCA, and
+//! scale each row to unit length (so a dot product is the cosine similarity).
 //!
 //! PCA is fitted on a seeded subsample (the covariance of 12,000 images is as good as that
 //! of 60,000 for 100 components) by subspace iteration on the covariance, followed by an
@@ -141,10 +141,7 @@ fn standardisation(bytes: &[u8], dims: usize, blocks: &[Block]) -> (Vec<f32>, Ve
     for block in blocks {
         block_of.extend(std::iter::repeat_n(*block, block.len));
     }
-    let rest = Block {
-        len: dims.saturating_sub(block_of.len()),
-        weight: 1.0,
-    };
+    let rest = Block::new(dims.saturating_sub(block_of.len()), 1.0);
     block_of.resize(dims, rest);
     let mut mean = vec![0f32; dims];
     let mut scale = vec![0f32; dims];
