@@ -291,10 +291,10 @@ pub fn run(settings: &Settings) -> Result<RunLog> {
     let seconds = ingest_started.elapsed().as_secs_f64();
     let detail = format!(
         "{} files ({} images or records); {} read, {} decoded{}",
-        report::view::thousands(counts.files as u64),
-        report::view::thousands(counts.units as u64),
-        report::view::thousands(counts.files_read as u64),
-        report::view::thousands(counts.decoded as u64),
+        crate::text::thousands(counts.files as u64),
+        crate::text::thousands(counts.units as u64),
+        crate::text::thousands(counts.files_read as u64),
+        crate::text::thousands(counts.decoded as u64),
         if counts.decoded > 0 {
             format!(
                 " ({:.0} images/s)",

@@ -4,13 +4,22 @@
 
 use plotters::prelude::*;
 
-/// Palette for splits (train, val, test, ...); the template's legend uses the same colours.
-pub const SPLIT_COLORS: &[RGBColor] = &[
+/// Palette for splits (train, val, test, ...), the one definition of these colours: the
+/// class-balance bars and the legend above them both take theirs from [`split_color`].
+const SPLIT_COLORS: &[RGBColor] = &[
     RGBColor(66, 110, 170),
     RGBColor(230, 145, 56),
     RGBColor(90, 160, 90),
     RGBColor(180, 80, 160),
 ];
+
+/// The property histograms take turns through the first three split colours.
+pub const PROPERTY_COLORS: &[RGBColor] = SPLIT_COLORS.split_at(3).0;
+
+/// The colour of the split at `index` in the dataset's split order.
+pub fn split_color(index: usize) -> RGBColor {
+    SPLIT_COLORS[index % SPLIT_COLORS.len()]
+}
 
 /// A horizontal stacked bar chart: one bar per class, one segment per split.
 pub fn class_balance(classes: &[String], counts: &[Vec<usize>]) -> String {
@@ -59,7 +68,7 @@ pub fn class_balance(classes: &[String], counts: &[Vec<usize>]) -> String {
             let y = rows - 1 - row;
             let mut start = 0;
             for (s, &n) in per_split.iter().enumerate() {
-                let color = SPLIT_COLORS[s % SPLIT_COLORS.len()];
+                let color = split_color(s);
                 let mut bar = Rectangle::new(
                     [
                         (start, SegmentValue::Exact(y)),

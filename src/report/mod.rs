@@ -7,8 +7,6 @@
 //! marked safe. Nothing in the report refers to the network.
 
 pub mod charts;
-pub mod duplicates;
-pub mod embed_view;
 pub mod json;
 pub mod summary;
 pub mod view;

@@ -14,15 +14,15 @@ pub fn build(view: &ReportView) -> String {
         "## aldente report: {}\n\n",
         code(&view.dataset_name)
     ));
-    for fact in &view.facts {
+    for fact in &view.overview.facts {
         out.push_str(&format!("- **{}**: {}\n", fact.label, fact.value));
     }
     out.push('\n');
-    if view.alerts.is_empty() {
+    if view.overview.alerts.is_empty() {
         out.push_str("No alerts.\n");
     } else {
         out.push_str("### Alerts\n\n");
-        for alert in &view.alerts {
+        for alert in &view.overview.alerts {
             let marker = if alert.level == "warn" {
                 "⚠️"
             } else {
@@ -32,17 +32,17 @@ pub fn build(view: &ReportView) -> String {
             out.push_str(&format!("- {marker} {}\n", alert.text.replace('\n', " ")));
         }
     }
-    if let Some(pair) = view.alike.first() {
+    if let Some(pair) = view.pixels.alike.first() {
         out.push_str(&format!(
             "\n### Findings\n\n- Most alike classes by colour: {} and {} (distance {})\n",
             code(&pair.a),
             code(&pair.b),
             pair.distance
         ));
-        if view.greyscale_count != "0" {
+        if view.properties.greyscale_count != "0" {
             out.push_str(&format!(
                 "- Greyscale images in a colour dataset: {}\n",
-                view.greyscale_count
+                view.properties.greyscale_count
             ));
         }
     }
@@ -79,19 +79,22 @@ pub fn build(view: &ReportView) -> String {
     }
     out.push_str(&format!(
         "\n### Normalisation constants\n\n```python\ntransforms.Normalize(mean={}, std={})\n```\n",
-        view.normalisation.mean, view.normalisation.std
+        view.pixels.normalisation.mean, view.pixels.normalisation.std
     ));
-    if !view.unreadable.is_empty() {
+    if !view.files.unreadable.is_empty() {
         out.push_str("\n### Unreadable files\n\n");
-        for note in view.unreadable.iter().take(10) {
+        for note in view.files.unreadable.iter().take(10) {
             out.push_str(&format!(
                 "- {}: {}\n",
                 code(&note.path),
                 note.reason.replace('\n', " ")
             ));
         }
-        if view.unreadable.len() > 10 {
-            out.push_str(&format!("- … and {} more\n", view.unreadable.len() - 10));
+        if view.files.unreadable.len() > 10 {
+            out.push_str(&format!(
+                "- … and {} more\n",
+                view.files.unreadable.len() - 10
+            ));
         }
     }
     out.push_str(&format!(

@@ -1,14 +1,18 @@
 //! The report's Duplicates section: leakage pairs, near pairs, label conflicts and exact
 //! groups as side-by-side galleries, closest first, with counts per class, and the alerts
 //! the overview shows for them. Everything shown is a prefix of what report.json lists.
+//!
+//! What counts as a duplicate is the dedup stage's decision; this module only selects, counts
+//! and words its findings, and never re-compares images.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::report::view::{Alert, RenderInput, Thumb, plural, thumb};
 use crate::stages::dedup::{DedupArtifact, DuplicatePair, MatchKind};
-use crate::text::thousands;
+use crate::text::{plural, thousands};
+
+use super::{Alert, RenderInput, Thumb, thumb};
 
 /// Pairs shown per gallery; report.json has them all.
 const PAIRS_SHOWN: usize = 80;
@@ -195,9 +199,13 @@ pub fn build(input: &RenderInput) -> DuplicatesView {
         "{}. {} {} across splits; {} {} with conflicting labels.",
         group_counts(dedup),
         thousands(leaked.len() as u64),
-        plural(leaked.len(), "image has a copy", "images have a copy"),
+        plural(
+            leaked.len() as u64,
+            "image has a copy",
+            "images have a copy"
+        ),
         thousands(dedup.conflicting_labels.len() as u64),
-        plural(dedup.conflicting_labels.len(), "group", "groups"),
+        plural(dedup.conflicting_labels.len() as u64, "group", "groups"),
     );
     let method = if config.near {
         format!(
@@ -273,11 +281,11 @@ pub fn alerts(input: &RenderInput) -> Vec<Alert> {
             text: format!(
                 "{} `{later}` {} also {} in `{earlier}` ({} exact, {} near {}): train/test leakage",
                 thousands(total as u64),
-                plural(total, "image", "images"),
-                plural(total, "appears", "appear"),
+                plural(total as u64, "image", "images"),
+                plural(total as u64, "appears", "appear"),
                 thousands(exact.len() as u64),
                 thousands(near.len() as u64),
-                plural(near.len(), "copy", "copies"),
+                plural(near.len() as u64, "copy", "copies"),
             ),
         });
     }
@@ -288,8 +296,8 @@ pub fn alerts(input: &RenderInput) -> Vec<Alert> {
             text: format!(
                 "{} {} of duplicates {} different labels (see Duplicates)",
                 thousands(n as u64),
-                plural(n, "group", "groups"),
-                plural(n, "carries", "carry")
+                plural(n as u64, "group", "groups"),
+                plural(n as u64, "carries", "carry")
             ),
         });
     }
@@ -315,11 +323,11 @@ fn group_counts(dedup: &DedupArtifact) -> String {
     format!(
         "{} {} of duplicates ({} images; {} exact {}, {} near-duplicate {})",
         thousands(dedup.groups.len() as u64),
-        plural(dedup.groups.len(), "group", "groups"),
+        plural(dedup.groups.len() as u64, "group", "groups"),
         thousands(images as u64),
         thousands(dedup.exact_groups.len() as u64),
-        plural(dedup.exact_groups.len(), "group", "groups"),
+        plural(dedup.exact_groups.len() as u64, "group", "groups"),
         thousands(dedup.near_pairs.len() as u64),
-        plural(dedup.near_pairs.len(), "pair", "pairs"),
+        plural(dedup.near_pairs.len() as u64, "pair", "pairs"),
     )
 }

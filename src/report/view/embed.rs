@@ -7,16 +7,19 @@
 //! script reads it with `JSON.parse`, never as code. Hover images come from one JPEG atlas of
 //! small tiles (one image for all points, about 1.5 MB for 10,000 points at 24 px) that the
 //! script crops on a canvas.
+//!
+//! Scores, neighbours and map coordinates are the embed stage's; this module only selects and
+//! words them, and never computes features or neighbours itself.
 
 use std::io::Cursor;
 
-use base64::Engine;
 use serde::Serialize;
 
 use crate::stages::embed::EmbedArtifact;
 use crate::stages::ingest::Ingested;
+use crate::text::thousands;
 
-use super::view::{LegendEntry, Thumb, thousands, thumb};
+use super::{LegendEntry, Thumb, data_uri, thumb};
 
 /// Label issues shown with their neighbours (report.json has all that were kept).
 const ISSUES_SHOWN: usize = 40;
@@ -382,10 +385,7 @@ fn atlas(ingested: &Ingested, images: &[usize], columns: u32) -> String {
     // Encoding an in-memory buffer cannot fail short of allocation failure; an empty atlas
     // only loses the hover images.
     let _ = sheet.write_with_encoder(encoder);
-    format!(
-        "data:image/jpeg;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(&bytes)
-    )
+    data_uri("image/jpeg", &bytes)
 }
 
 /// JSON safe inside a `<script type="application/json">` element.
