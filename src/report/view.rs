@@ -8,8 +8,8 @@ use std::io::Cursor;
 use base64::Engine;
 use serde::Serialize;
 
-use crate::pipeline::StageReport;
 use crate::report::duplicates::{self, DuplicatesView};
+use crate::runlog::StageReport;
 use crate::stages::dedup::DedupArtifact;
 use crate::stages::embed::EmbedArtifact;
 use crate::stages::ingest::{Ingested, RejectKind};
@@ -463,8 +463,8 @@ pub fn build(input: &RenderInput) -> ReportView {
             .stages
             .iter()
             .map(|s| StageView {
-                name: s.name.clone(),
-                status: s.status.clone(),
+                name: s.name.name().to_string(),
+                status: s.status.as_str().to_string(),
                 reason: s.reason.clone().unwrap_or_default(),
                 seconds: format!("{:.2}", s.seconds),
             })

@@ -22,9 +22,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::StatisticsConfig;
+use crate::stage::Stage;
 use crate::stages::ingest::{ImageRecord, Ingested};
 
-pub const NAME: &str = "statistics";
+pub const STAGE: Stage = Stage::Statistics;
 /// Bump when what statistics measures or stores changes.
 pub const VERSION: u32 = 2;
 
