@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args as ClapArgs, Parser, Subcommand};
+use clap::builder::PossibleValue;
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+use crate::stage::Stage;
 
 /// Become one with your image dataset: one command, one self-contained HTML report.
 ///
@@ -44,10 +47,9 @@ pub struct Args {
         value_name = "STAGE",
         num_args = 0..=1,
         require_equals = true,
-        default_missing_value = "all",
-        value_parser = ["all", "ingest", "sample", "statistics", "dedup", "embed", "render"]
+        default_missing_value = "all"
     )]
-    pub force: Option<String>,
+    pub force: Option<ForceArg>,
 
     /// Settings file (TOML). Default: aldente.toml in the current folder, if there is one.
     #[arg(long, global = true, value_name = "FILE")]
@@ -58,6 +60,34 @@ pub struct Args {
     /// Overrides ingest.max_pixels [default: 100000000].
     #[arg(long, global = true, value_name = "PIXELS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_pixels: Option<u64>,
+}
+
+/// The value of `--force`: every stage, or one stage and the ones after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForceArg {
+    All,
+    From(Stage),
+}
+
+impl ValueEnum for ForceArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            ForceArg::All,
+            ForceArg::From(Stage::Ingest),
+            ForceArg::From(Stage::Sample),
+            ForceArg::From(Stage::Statistics),
+            ForceArg::From(Stage::Dedup),
+            ForceArg::From(Stage::Embed),
+            ForceArg::From(Stage::Render),
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            ForceArg::All => "all",
+            ForceArg::From(stage) => stage.name(),
+        }))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,9 +131,14 @@ mod tests {
     #[test]
     fn force_without_value_means_all() {
         let args = Args::try_parse_from(["aldente", "report", "d", "--force"]).unwrap();
-        assert_eq!(args.force.as_deref(), Some("all"));
+        assert_eq!(args.force, Some(ForceArg::All));
         let args = Args::try_parse_from(["aldente", "report", "d", "--force=dedup"]).unwrap();
-        assert_eq!(args.force.as_deref(), Some("dedup"));
+        assert_eq!(args.force, Some(ForceArg::From(Stage::Dedup)));
+        assert_eq!(
+            ForceArg::value_variants().len(),
+            Stage::ALL.len() + 1,
+            "every stage can be forced"
+        );
         assert!(Args::try_parse_from(["aldente", "report", "d", "--force=nope"]).is_err());
     }
 

@@ -2,21 +2,43 @@
 //!
 //! Each pipeline stage reads only its own section; a stage's fingerprint holds exactly that
 //! section, so changing a dedup threshold reruns dedup (and render) and nothing else.
-//! Unknown keys are an error that names the key, so a typo never silently does nothing.
+//! Unknown keys are an error that names the key, so a typo never silently does nothing, and
+//! every value is checked once, here, after parsing ([`FileConfig::validate`]): a value out of
+//! range is refused with its key, its value and the allowed range ([`SettingError`], exit
+//! code 2), never clamped. Stages may rely on the ranges documented on each field.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Args, Command};
+use crate::cli::{Args, Command, ForceArg};
+use crate::stage::Stage;
+
+/// A setting the user can fix: the message names the file or key and what is allowed.
+/// `main` gives these exit code 2, like a wrong flag.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    #[error("{key} = {value} is out of range (allowed: {allowed}){origin}")]
+    OutOfRange {
+        key: &'static str,
+        value: String,
+        allowed: &'static str,
+        /// " in FILE" when the value came from a settings file.
+        origin: String,
+    },
+    #[error(
+        "invalid settings file {path} (see `aldente --help` and README.md for the keys): {message}"
+    )]
+    File { path: PathBuf, message: String },
+}
 
 /// Where `--force` starts rerunning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Force {
     None,
     /// Rerun this stage and all later ones.
-    From(String),
+    From(Stage),
     /// Rerun everything and decode every image again.
     All,
 }
@@ -198,10 +220,15 @@ impl Settings {
             Command::Report(report) => report.dataset.clone(),
             Command::Demo(_) => args.out.join("demo-dataset"),
         };
-        let force = match args.force.as_deref() {
+        let origin = config_path
+            .as_ref()
+            .map(|p| format!(" in {}", p.display()))
+            .unwrap_or_default();
+        file.validate(&origin)?;
+        let force = match args.force {
             None => Force::None,
-            Some("all") => Force::All,
-            Some(stage) => Force::From(stage.to_string()),
+            Some(ForceArg::All) => Force::All,
+            Some(ForceArg::From(stage)) => Force::From(stage),
         };
         Ok(Settings {
             dataset,
@@ -228,16 +255,116 @@ impl Settings {
     }
 }
 
-/// Reads and validates a TOML settings file; errors name the file and the bad key.
+/// Reads a TOML settings file; errors name the file and the bad key.
 pub fn load_config(path: &Path) -> Result<FileConfig> {
     let text = crate::fsutil::read_to_string(path)?;
-    toml::from_str(&text).with_context(|| {
-        format!(
-            "invalid settings file {} (see `aldente --help` and README.md for the keys)",
-            path.display()
-        )
+    toml::from_str(&text).map_err(|err| {
+        SettingError::File {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        }
+        .into()
     })
 }
+
+impl FileConfig {
+    /// Refuses any value outside its range; `origin` (" in FILE", or empty) ends the message.
+    pub fn validate(&self, origin: &str) -> Result<(), SettingError> {
+        let out_of_range =
+            |key: &'static str, value: String, allowed: &'static str| SettingError::OutOfRange {
+                key,
+                value,
+                allowed,
+                origin: origin.to_string(),
+            };
+        let whole = |key, value: u64, low: u64, high: u64, allowed| {
+            if (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(out_of_range(key, value.to_string(), allowed))
+            }
+        };
+        let real = |key, value: f64, low: f64, high: f64, allowed| {
+            if value.is_finite() && (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(out_of_range(key, value.to_string(), allowed))
+            }
+        };
+        let (i, st, d, e) = (&self.ingest, &self.statistics, &self.dedup, &self.embed);
+        whole(
+            "ingest.thumbnail_size",
+            i.thumbnail_size.into(),
+            1,
+            4096,
+            "1 to 4096",
+        )?;
+        whole("ingest.max_pixels", i.max_pixels, 1, u64::MAX, "1 or more")?;
+        whole(
+            "sample.per_class",
+            self.sample.per_class as u64,
+            0,
+            10_000,
+            "0 to 10000",
+        )?;
+        real(
+            "statistics.imbalance_ratio",
+            st.imbalance_ratio,
+            1.0,
+            f64::MAX,
+            "1.0 or more",
+        )?;
+        whole(
+            "statistics.extremes",
+            st.extremes as u64,
+            0,
+            1_000,
+            "0 to 1000",
+        )?;
+        real(
+            "dedup.near_threshold",
+            d.near_threshold,
+            0.0,
+            1.0,
+            "0.0 to 1.0",
+        )?;
+        whole(
+            "dedup.max_shift",
+            d.max_shift.into(),
+            0,
+            MAX_SHIFT,
+            "0 to 8",
+        )?;
+        whole("dedup.candidates", d.candidates as u64, 1, 100, "1 to 100")?;
+        whole("embed.components", e.components as u64, 2, 256, "2 to 256")?;
+        whole("embed.neighbours", e.neighbours as u64, 1, 100, "1 to 100")?;
+        whole(
+            "embed.map_points",
+            e.map_points as u64,
+            0,
+            1_000_000,
+            "0 to 1000000",
+        )?;
+        whole(
+            "embed.label_issues",
+            e.label_issues as u64,
+            0,
+            100_000,
+            "0 to 100000",
+        )?;
+        whole(
+            "embed.outliers",
+            e.outliers as u64,
+            0,
+            100_000,
+            "0 to 100000",
+        )?;
+        Ok(())
+    }
+}
+
+/// The largest `dedup.max_shift`: shifts are tried on a 32x32 version of each picture.
+const MAX_SHIFT: u64 = 8;
 
 #[cfg(test)]
 mod tests {
@@ -253,6 +380,22 @@ mod tests {
     fn unknown_key_is_rejected_with_its_name() {
         let err = toml::from_str::<FileConfig>("[ingest]\nthumbnail_sise = 3\n").unwrap_err();
         assert!(err.to_string().contains("thumbnail_sise"), "{err}");
+    }
+
+    #[test]
+    fn defaults_are_valid_and_out_of_range_values_name_key_value_and_range() {
+        FileConfig::default().validate("").unwrap();
+        let mut config = FileConfig::default();
+        config.embed.components = 1;
+        let err = config.validate(" in a.toml").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "embed.components = 1 is out of range (allowed: 2 to 256) in a.toml"
+        );
+        let mut config = FileConfig::default();
+        config.dedup.near_threshold = f64::NAN;
+        let err = config.validate("").unwrap_err().to_string();
+        assert!(err.starts_with("dedup.near_threshold = NaN"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod fsutil;
 pub mod pipeline;
 pub mod progress;
 pub mod report;
+pub mod runlog;
+pub mod stage;
 pub mod stages;
 pub mod text;
 

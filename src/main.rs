@@ -1,7 +1,8 @@
 //! The `aldente` binary: parse flags, run, print the error chain, pick the exit code.
 //!
 //! Exit codes: 0 the report was written (undecodable files are findings, not failures);
-//! 1 the run failed; 2 the command line was wrong (clap's own code).
+//! 1 the run failed; 2 the command line or a setting was wrong (clap's own code for flags,
+//! [`aldente::config::SettingError`] for the settings file and values out of range).
 
 use std::process::ExitCode;
 
@@ -25,7 +26,10 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(1)
+            let setting_wrong = err
+                .chain()
+                .any(|cause| cause.is::<aldente::config::SettingError>());
+            ExitCode::from(if setting_wrong { 2 } else { 1 })
         }
     }
 }

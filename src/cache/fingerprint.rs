@@ -1,18 +1,20 @@
 //! Fingerprints: what a stage's result depends on, hashed for comparison and kept in a
-//! sidecar to explain a change in plain words ("folder `train/cat` gained 3 files",
-//! "dedup.threshold changed 0.9 → 0.92").
+//! sidecar to explain a change ([`Change`], worded in [`crate::cache::stale`]: "folder
+//! `train/cat` gained 3 files", "dedup.threshold changed 0.9 → 0.92").
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::text::plural;
+use crate::cache::stale::{Change, StaleReason};
+use crate::stage::Stage;
 
 /// Everything a stage's result depends on. Never holds an absolute path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FingerprintInputs {
-    pub stage: String,
+    /// Serialised as the stage's name, so fingerprints do not depend on the enum's shape.
+    pub stage: Stage,
     /// The stage's own version constant; bumped when its logic changes.
     pub stage_version: u32,
     pub tool_version: String,
@@ -54,18 +56,13 @@ pub struct Sidecar {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Freshness {
     Fresh,
-    Stale(String),
-}
-
-/// Explains the difference between two sets of inputs.
-pub trait Explain {
-    fn explain_change(&self, new: &Self) -> String;
+    Stale(StaleReason),
 }
 
 impl FingerprintInputs {
-    pub fn new(stage: &str, stage_version: u32, config: &impl Serialize) -> FingerprintInputs {
+    pub fn new(stage: Stage, stage_version: u32, config: &impl Serialize) -> FingerprintInputs {
         FingerprintInputs {
-            stage: stage.to_string(),
+            stage,
             stage_version,
             tool_version: crate::TOOL_VERSION.to_string(),
             // Serialising plain config structs cannot fail; a null would only make the
@@ -77,9 +74,9 @@ impl FingerprintInputs {
         }
     }
 
-    pub fn with_upstream(mut self, stage: &str, fingerprint: &str) -> Self {
+    pub fn with_upstream(mut self, stage: Stage, fingerprint: &str) -> Self {
         self.upstream
-            .insert(stage.to_string(), fingerprint.to_string());
+            .insert(stage.name().to_string(), fingerprint.to_string());
         self
     }
 
@@ -97,40 +94,38 @@ impl FingerprintInputs {
     }
 }
 
-impl Explain for FingerprintInputs {
-    fn explain_change(&self, new: &Self) -> String {
-        let mut reasons = Vec::new();
+impl FingerprintInputs {
+    /// What differs between the cached run's inputs (`self`) and this run's (`new`).
+    pub fn changes(&self, new: &Self) -> Vec<Change> {
+        let mut changes = Vec::new();
         if self.tool_version != new.tool_version {
-            reasons.push(format!(
-                "aldente changed version ({} → {})",
-                self.tool_version, new.tool_version
-            ));
+            changes.push(Change::ToolVersion {
+                old: self.tool_version.clone(),
+                new: new.tool_version.clone(),
+            });
         }
         if self.stage_version != new.stage_version {
-            reasons.push(format!(
-                "the {} logic changed (stage version {} → {})",
-                new.stage, self.stage_version, new.stage_version
-            ));
+            changes.push(Change::StageVersion {
+                stage: new.stage.name().to_string(),
+                old: self.stage_version,
+                new: new.stage_version,
+            });
         }
-        let mut config_changes = Vec::new();
-        diff_values(&new.stage, &self.config, &new.config, &mut config_changes);
-        reasons.extend(config_changes);
+        diff_values(new.stage.name(), &self.config, &new.config, &mut changes);
         for (name, fingerprint) in &new.upstream {
             if self.upstream.get(name) != Some(fingerprint) {
-                reasons.push(format!("{name} changed"));
+                changes.push(Change::Upstream {
+                    stage: name.clone(),
+                });
             }
         }
-        reasons.extend(explain_folders(&self.folders, &new.folders));
+        changes.extend(folder_changes(&self.folders, &new.folders));
         for (key, value) in &new.extra {
             if self.extra.get(key) != Some(value) {
-                reasons.push(format!("{key} changed"));
+                changes.push(Change::Extra { key: key.clone() });
             }
         }
-        if reasons.is_empty() {
-            "its inputs changed".to_string()
-        } else {
-            reasons.join("; ")
-        }
+        changes
     }
 }
 
@@ -139,7 +134,7 @@ fn diff_values(
     prefix: &str,
     old: &serde_json::Value,
     new: &serde_json::Value,
-    out: &mut Vec<String>,
+    out: &mut Vec<Change>,
 ) {
     use serde_json::Value;
     match (old, new) {
@@ -151,60 +146,70 @@ fn diff_values(
                 let name = format!("{prefix}.{key}");
                 match (old_map.get(key), new_map.get(key)) {
                     (Some(a), Some(b)) => diff_values(&name, a, b, out),
-                    (None, Some(b)) => out.push(format!("{name} set to {b}")),
-                    (Some(_), None) => out.push(format!("{name} removed")),
+                    (None, Some(b)) => out.push(Change::Config {
+                        key: name,
+                        old: None,
+                        new: Some(b.clone()),
+                    }),
+                    (Some(a), None) => out.push(Change::Config {
+                        key: name,
+                        old: Some(a.clone()),
+                        new: None,
+                    }),
                     (None, None) => {}
                 }
             }
         }
-        (a, b) if a != b => out.push(format!("{prefix} changed {a} → {b}")),
+        (a, b) if a != b => out.push(Change::Config {
+            key: prefix.to_string(),
+            old: Some(a.clone()),
+            new: Some(b.clone()),
+        }),
         _ => {}
     }
 }
 
-/// Describes folder-level changes: gained/lost files, changed files, new/removed folders.
-fn explain_folders(
+/// Folder-level changes: gained/lost files, changed files, new/removed folders; the first
+/// few, then a count of the rest.
+fn folder_changes(
     old: &BTreeMap<String, FolderSummary>,
     new: &BTreeMap<String, FolderSummary>,
-) -> Vec<String> {
+) -> Vec<Change> {
     let mut changes = Vec::new();
     for (folder, summary) in new {
-        match old.get(folder) {
-            None => changes.push(format!(
-                "new folder `{folder}` ({} {})",
-                summary.count,
-                plural(summary.count, "file", "files")
-            )),
-            Some(before) if before.count < summary.count => changes.push(format!(
-                "`{folder}` gained {} {}",
-                summary.count - before.count,
-                plural(summary.count - before.count, "file", "files")
-            )),
-            Some(before) if before.count > summary.count => changes.push(format!(
-                "`{folder}` lost {} {}",
-                before.count - summary.count,
-                plural(before.count - summary.count, "file", "files")
-            )),
+        let folder = folder.clone();
+        match old.get(&folder) {
+            None => changes.push(Change::FolderNew {
+                folder,
+                files: summary.count,
+            }),
+            Some(before) if before.count < summary.count => changes.push(Change::FolderGained {
+                folder,
+                files: summary.count - before.count,
+            }),
+            Some(before) if before.count > summary.count => changes.push(Change::FolderLost {
+                folder,
+                files: before.count - summary.count,
+            }),
             Some(before) if before.digest != summary.digest => {
-                changes.push(format!("files in `{folder}` changed"))
+                changes.push(Change::FolderChanged { folder })
             }
             Some(_) => {}
         }
     }
     for (folder, summary) in old {
         if !new.contains_key(folder) {
-            changes.push(format!(
-                "folder `{folder}` is gone ({} {})",
-                summary.count,
-                plural(summary.count, "file", "files")
-            ));
+            changes.push(Change::FolderGone {
+                folder: folder.clone(),
+                files: summary.count,
+            });
         }
     }
     const SHOWN: usize = 4;
     if changes.len() > SHOWN {
         let more = changes.len() - SHOWN;
         changes.truncate(SHOWN);
-        changes.push(format!("and {more} more folders changed"));
+        changes.push(Change::MoreFolders { folders: more });
     }
     changes
 }
@@ -214,8 +219,12 @@ mod tests {
     use super::*;
 
     fn inputs(threshold: f64) -> FingerprintInputs {
-        FingerprintInputs::new("dedup", 1, &serde_json::json!({"threshold": threshold}))
-            .with_upstream("ingest", "abc")
+        FingerprintInputs::new(
+            Stage::Dedup,
+            1,
+            &serde_json::json!({"threshold": threshold}),
+        )
+        .with_upstream(Stage::Ingest, "abc")
     }
 
     #[test]
@@ -226,7 +235,7 @@ mod tests {
 
     #[test]
     fn config_change_is_explained_with_key_and_values() {
-        let why = inputs(0.9).explain_change(&inputs(0.92));
+        let why = StaleReason::Changed(inputs(0.9).changes(&inputs(0.92))).describe();
         assert_eq!(why, "dedup.threshold changed 0.9 → 0.92");
     }
 
@@ -242,7 +251,7 @@ mod tests {
         let mut new = old.clone();
         new.folders.insert("train/cat".into(), summary(13, "c"));
         new.folders.insert("train/dog".into(), summary(5, "d"));
-        let why = old.explain_change(&new);
+        let why = StaleReason::Changed(old.changes(&new)).describe();
         assert!(why.contains("`train/cat` gained 3 files"), "{why}");
         assert!(why.contains("files in `train/dog` changed"), "{why}");
     }

@@ -17,6 +17,7 @@
 //!   ([`seal`]), so a damaged one cannot pass for data.
 
 pub mod fingerprint;
+pub mod stale;
 pub mod statcache;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use fingerprint::{Explain, FingerprintInputs, Freshness, Sidecar};
+pub use fingerprint::{FingerprintInputs, Freshness, Sidecar};
+pub use stale::{Change, StaleReason};
+
+use crate::stage::Stage;
 
 use crate::fsutil;
 
@@ -45,21 +49,26 @@ impl Cache {
         &self.root
     }
 
-    pub fn stage_dir(&self, stage: &str) -> PathBuf {
-        self.root.join(stage)
+    /// The output folder the cache lives in (where the report files go).
+    pub fn out_dir(&self) -> &Path {
+        self.root.parent().unwrap_or(&self.root)
     }
 
-    fn fingerprint_path(&self, stage: &str) -> PathBuf {
+    pub fn stage_dir(&self, stage: Stage) -> PathBuf {
+        self.root.join(stage.name())
+    }
+
+    fn fingerprint_path(&self, stage: Stage) -> PathBuf {
         self.stage_dir(stage).join("fingerprint")
     }
 
-    fn sidecar_path(&self, stage: &str) -> PathBuf {
+    fn sidecar_path(&self, stage: Stage) -> PathBuf {
         self.stage_dir(stage).join("inputs.json")
     }
 
     /// Decides whether `stage` can be reused, and if not, says why in plain words.
     pub fn freshness(&self, inputs: &FingerprintInputs, out_dir: &Path) -> Freshness {
-        let stage = inputs.stage.as_str();
+        let stage = inputs.stage;
         let wanted = inputs.fingerprint();
         let stored = std::fs::read_to_string(self.fingerprint_path(stage)).ok();
         let sidecar: Option<Sidecar> = std::fs::read(self.sidecar_path(stage))
@@ -68,36 +77,39 @@ impl Cache {
         match (stored, sidecar) {
             (Some(stored), Some(sidecar)) if stored.trim() == wanted => {
                 if sidecar.fingerprint != wanted {
-                    return Freshness::Stale("its cache entry is inconsistent".into());
+                    return Freshness::Stale(StaleReason::Inconsistent);
                 }
                 for output in &sidecar.outputs {
                     let path = self.resolve_output(stage, &output.path, out_dir);
                     match fsutil::file_len(&path) {
                         None => {
-                            return Freshness::Stale(format!("{} is missing", output.path));
+                            return Freshness::Stale(StaleReason::OutputMissing {
+                                path: output.path.clone(),
+                            });
                         }
                         Some(len) if len != output.bytes => {
-                            return Freshness::Stale(format!(
-                                "{} is damaged ({} bytes, expected {})",
-                                output.path, len, output.bytes
-                            ));
+                            return Freshness::Stale(StaleReason::OutputDamaged {
+                                path: output.path.clone(),
+                                bytes: len,
+                                expected: output.bytes,
+                            });
                         }
                         Some(_) => {}
                     }
                 }
                 Freshness::Fresh
             }
-            (_, Some(sidecar)) => Freshness::Stale(sidecar.inputs.explain_change(inputs)),
-            (Some(_), None) => {
-                Freshness::Stale("its cache entry has no record of its inputs".into())
+            (_, Some(sidecar)) => {
+                Freshness::Stale(StaleReason::Changed(sidecar.inputs.changes(inputs)))
             }
-            (None, None) => Freshness::Stale("no cached result".into()),
+            (Some(_), None) => Freshness::Stale(StaleReason::NoRecordOfInputs),
+            (None, None) => Freshness::Stale(StaleReason::NoCachedResult),
         }
     }
 
     /// Output paths in a sidecar are relative to the stage folder, or to the output folder when
     /// they start with `out:` (the report files). Keeps absolute paths out of the cache.
-    fn resolve_output(&self, stage: &str, rel: &str, out_dir: &Path) -> PathBuf {
+    fn resolve_output(&self, stage: Stage, rel: &str, out_dir: &Path) -> PathBuf {
         match rel.strip_prefix("out:") {
             Some(name) => out_dir.join(name),
             None => self.stage_dir(stage).join(rel),
@@ -106,19 +118,19 @@ impl Cache {
 
     /// Forgets a stage's fingerprint before it reruns, so a run killed half-way through it
     /// can never leave new artifacts under an old fingerprint or the reverse.
-    pub fn invalidate(&self, stage: &str) -> Result<()> {
+    pub fn invalidate(&self, stage: Stage) -> Result<()> {
         fsutil::remove_file_if_exists(&self.fingerprint_path(stage))
     }
 
     /// Writes a serialisable artifact atomically into the stage folder; returns its size.
-    pub fn write_artifact<T: Serialize>(&self, stage: &str, name: &str, value: &T) -> Result<u64> {
+    pub fn write_artifact<T: Serialize>(&self, stage: Stage, name: &str, value: &T) -> Result<u64> {
         let bytes = postcard::to_stdvec(value)
             .with_context(|| format!("could not serialise the {stage} artifact {name}"))?;
         self.write_bytes(stage, name, &seal(bytes))
     }
 
     /// Writes raw bytes atomically into the stage folder; returns their size.
-    pub fn write_bytes(&self, stage: &str, name: &str, bytes: &[u8]) -> Result<u64> {
+    pub fn write_bytes(&self, stage: Stage, name: &str, bytes: &[u8]) -> Result<u64> {
         fsutil::write_atomic(&self.stage_dir(stage).join(name), bytes)?;
         Ok(bytes.len() as u64)
     }
@@ -126,7 +138,7 @@ impl Cache {
     /// Writes `parts` one after another into one file, atomically; returns its size.
     pub fn write_parts<'a>(
         &self,
-        stage: &str,
+        stage: Stage,
         name: &str,
         parts: impl Iterator<Item = &'a [u8]>,
     ) -> Result<u64> {
@@ -134,13 +146,13 @@ impl Cache {
     }
 
     /// Reads an artifact written by [`Cache::write_artifact`].
-    pub fn read_artifact<T: DeserializeOwned>(&self, stage: &str, name: &str) -> Result<T> {
+    pub fn read_artifact<T: DeserializeOwned>(&self, stage: Stage, name: &str) -> Result<T> {
         let path = self.stage_dir(stage).join(name);
         let bytes = fsutil::read(&path)?;
         decode_artifact(&bytes).with_context(|| format!("cache file {} is damaged", path.display()))
     }
 
-    pub fn read_bytes(&self, stage: &str, name: &str) -> Result<Vec<u8>> {
+    pub fn read_bytes(&self, stage: Stage, name: &str) -> Result<Vec<u8>> {
         fsutil::read(&self.stage_dir(stage).join(name))
     }
 
@@ -156,11 +168,8 @@ impl Cache {
                 .collect(),
         };
         let json = serde_json::to_vec_pretty(&sidecar).context("could not serialise a sidecar")?;
-        fsutil::write_atomic(&self.sidecar_path(&inputs.stage), &json)?;
-        fsutil::write_atomic(
-            &self.fingerprint_path(&inputs.stage),
-            fingerprint.as_bytes(),
-        )
+        fsutil::write_atomic(&self.sidecar_path(inputs.stage), &json)?;
+        fsutil::write_atomic(&self.fingerprint_path(inputs.stage), fingerprint.as_bytes())
     }
 }
 
@@ -196,13 +205,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
         cache
-            .write_artifact("s", "a.bin", &vec![1u32, 2, 3])
+            .write_artifact(Stage::Sample, "a.bin", &vec![1u32, 2, 3])
             .unwrap();
-        let path = cache.stage_dir("s").join("a.bin");
+        let path = cache.stage_dir(Stage::Sample).join("a.bin");
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[1] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
-        let err = cache.read_artifact::<Vec<u32>>("s", "a.bin").unwrap_err();
+        let err = cache
+            .read_artifact::<Vec<u32>>(Stage::Sample, "a.bin")
+            .unwrap_err();
         assert!(format!("{err:#}").contains("damaged"), "{err:#}");
         assert_eq!(unseal(&[1, 2, 3]), None, "shorter than a checksum");
     }

@@ -21,20 +21,17 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_128};
 
 use crate::cache::statcache::{CachedUnit, StatCache, StatEntry};
-use crate::cache::{Cache, FingerprintInputs, fingerprint::FolderSummary};
+use crate::cache::{FingerprintInputs, fingerprint::FolderSummary};
 use crate::config::IngestConfig;
 use crate::dataset::{self, DatasetKind, Discovery, FileNote, FileRole, SPLIT_NAMES, UnitEncoding};
 use crate::decode::{self, DecodeOptions, Outcome};
 use crate::progress::Progress;
+use crate::stage::Stage;
 
-pub const NAME: &str = "ingest";
+pub const STAGE: Stage = Stage::Ingest;
 /// Bump when what ingest measures or stores changes.
 /// 2: the artifact records the decode settings, and cache files end with a checksum.
 pub const VERSION: u32 = 2;
-
-const TABLE: &str = "table.bin";
-const THUMBS: &str = "thumbs.bin";
-const STAT_CACHE: &str = "files.bin";
 
 /// One analysed image: where it is, what it is labelled, and what decoding it showed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,21 +236,6 @@ pub struct IngestCounts {
     pub units: usize,
     pub decoded: usize,
     pub reused: usize,
-}
-
-/// Loads the previous stat cache; a missing or damaged one just means reading every file.
-pub fn load_stat_cache(cache: &Cache, progress: &Progress) -> StatCache {
-    match cache.read_artifact::<StatCache>(NAME, STAT_CACHE) {
-        Ok(stat) => stat,
-        Err(err) => {
-            if cache.stage_dir(NAME).join(STAT_CACHE).exists() {
-                progress.line(&format!(
-                    "  warning: {err:#}; every file will be read again"
-                ));
-            }
-            StatCache::default()
-        }
-    }
 }
 
 /// Lists, reads (where the stat cache cannot vouch for a file) and hashes every unit.
@@ -492,7 +474,7 @@ pub fn fingerprint(scan: &Scan, config: &IngestConfig) -> FingerprintInputs {
     if let Some((name, count, hasher)) = current {
         merge_folder(&mut folders, name, count, hasher);
     }
-    let mut inputs = FingerprintInputs::new(NAME, VERSION, config);
+    let mut inputs = FingerprintInputs::new(STAGE, VERSION, config);
     inputs.folders = folders
         .into_iter()
         .map(|(folder, (count, digest))| {
@@ -727,30 +709,11 @@ pub fn build(
     Ok((Ingested { artifact, thumbs }, counts))
 }
 
-/// Writes the artifact; returns the output files and sizes for the sidecar.
-pub fn save(cache: &Cache, ingested: &Ingested) -> Result<Vec<(String, u64)>> {
-    let parts = (0..ingested.artifact.images.len()).map(|i| ingested.thumb_bytes(i));
-    let thumbs = cache.write_parts(NAME, THUMBS, parts)?;
-    let table = cache.write_artifact(NAME, TABLE, &ingested.artifact)?;
-    Ok(vec![(THUMBS.into(), thumbs), (TABLE.into(), table)])
-}
-
-pub fn save_stat_cache(cache: &Cache, stat: &StatCache) -> Result<()> {
-    cache.write_artifact(NAME, STAT_CACHE, stat).map(|_| ())
-}
-
-/// Loads the artifact and checks the thumbnails against the digest stored with it.
-pub fn load(cache: &Cache) -> Result<Ingested> {
-    let artifact: IngestArtifact = cache.read_artifact(NAME, TABLE)?;
-    let thumbs = cache.read_bytes(NAME, THUMBS)?;
-    if thumbs.len() as u64 != artifact.thumbs_len || xxh3_64(&thumbs) != artifact.thumbs_digest {
-        bail!(
-            "cache file {} is damaged (its contents do not match the image table)",
-            cache.stage_dir(NAME).join(THUMBS).display()
-        );
+impl IngestArtifact {
+    /// Whether `thumbs` are the thumbnails this table was written with (length and digest).
+    pub fn matches_thumbs(&self, thumbs: &[u8]) -> bool {
+        thumbs.len() as u64 == self.thumbs_len && xxh3_64(thumbs) == self.thumbs_digest
     }
-    check_thumb_ranges(&artifact)?;
-    Ok(Ingested::new(artifact, thumbs))
 }
 
 /// Every thumbnail the table points at must lie inside `thumbs.bin`: `Ingested::thumb` slices
@@ -772,11 +735,6 @@ pub fn check_thumb_ranges(artifact: &IngestArtifact) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether a previous artifact exists at all (decides whether a cold scan decodes at once).
-pub fn has_previous(cache: &Cache) -> bool {
-    cache.stage_dir(NAME).join(TABLE).is_file()
 }
 
 fn class_list(scan: &Scan, images: &[ImageRecord], rejected: &[Rejected]) -> Vec<String> {

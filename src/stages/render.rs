@@ -1,40 +1,36 @@
-//! Stage 6, render: fills the templates into report.html and writes report.json and
-//! summary.md into the output folder (atomically: a reader never sees half a report).
-
-use std::path::Path;
+//! Stage 6, render: fills the templates into report.html and builds report.json and
+//! summary.md. It writes nothing itself: the pipeline writes the three files into the output
+//! folder (atomically: a reader never sees half a report).
 
 use anyhow::{Context, Result};
 
-use crate::fsutil;
 use crate::report::{self, view::RenderInput};
+use crate::stage::Stage;
 
-pub const NAME: &str = "render";
+pub const STAGE: Stage = Stage::Render;
 pub const VERSION: u32 = 3;
 
 pub const HTML: &str = "report.html";
 pub const JSON: &str = "report.json";
 pub const SUMMARY: &str = "summary.md";
 
-/// Renders and writes the three report files; returns their names (as `out:<name>`, see
-/// [`crate::cache::Cache::freshness`]) and sizes.
-pub fn run(
-    input: &RenderInput,
-    templates: &[(String, String)],
-    out_dir: &Path,
-) -> Result<Vec<(String, u64)>> {
+/// The three report files: (file name in the output folder, contents).
+pub struct Rendered {
+    pub files: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// Renders the report files.
+pub fn run(input: &RenderInput, templates: &[(String, String)]) -> Result<Rendered> {
     let view = report::view::build(input);
     let html = report::render_html(templates, &view)?;
     let json = serde_json::to_vec_pretty(&report::json::build(input))
         .context("could not serialise report.json")?;
     let summary = report::summary::build(&view);
-    let mut outputs = Vec::new();
-    for (name, bytes) in [
-        (HTML, html.as_bytes()),
-        (JSON, json.as_slice()),
-        (SUMMARY, summary.as_bytes()),
-    ] {
-        fsutil::write_atomic(&out_dir.join(name), bytes)?;
-        outputs.push((format!("out:{name}"), bytes.len() as u64));
-    }
-    Ok(outputs)
+    Ok(Rendered {
+        files: vec![
+            (HTML, html.into_bytes()),
+            (JSON, json),
+            (SUMMARY, summary.into_bytes()),
+        ],
+    })
 }

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::config::SampleConfig;
+use crate::stage::Stage;
 use crate::stages::ingest::IngestArtifact;
 
-pub const NAME: &str = "sample";
+pub const STAGE: Stage = Stage::Sample;
 pub const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

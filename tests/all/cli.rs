@@ -63,7 +63,29 @@ fn unknown_setting_is_an_error_naming_the_key() {
     )
     .unwrap();
     let run = fx.report_raw(&[]);
-    assert_eq!(run.output.status.code(), Some(1));
+    // A wrong setting is exit code 2 like a wrong flag (PRODUCT.md); it was 1 until the
+    // settings were validated in one place.
+    assert_eq!(run.output.status.code(), Some(2));
     assert!(run.stderr().contains("threshhold"), "{}", run.stderr());
     assert!(run.stderr().contains("aldente.toml"), "{}", run.stderr());
+}
+
+#[test]
+fn out_of_range_setting_is_refused_with_key_value_and_range() {
+    let fx = Fixture::new();
+    fx.png("cat/a.png", 1);
+    std::fs::write(
+        fx.dir.path().join("aldente.toml"),
+        "[embed]\nneighbours = 0\n",
+    )
+    .unwrap();
+    let run = fx.report_raw(&[]);
+    assert_eq!(run.output.status.code(), Some(2), "{}", run.stderr());
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("embed.neighbours = 0 is out of range (allowed: 1 to 100)")
+            && stderr.contains("aldente.toml"),
+        "{stderr}"
+    );
+    assert!(!fx.out().join("report.html").exists(), "nothing ran");
 }

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod architecture;
 mod browser;
 mod cifar_binary;
 mod cli;

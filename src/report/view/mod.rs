@@ -25,7 +25,7 @@ use std::io::Cursor;
 use base64::Engine;
 use serde::Serialize;
 
-use crate::pipeline::StageReport;
+use crate::runlog::StageReport;
 use crate::stages::dedup::DedupArtifact;
 use crate::stages::embed::EmbedArtifact;
 use crate::stages::ingest::Ingested;

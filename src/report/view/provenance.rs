@@ -29,8 +29,8 @@ pub fn build(input: &RenderInput) -> ProvenanceView {
             .stages
             .iter()
             .map(|s| StageView {
-                name: s.name.clone(),
-                status: s.status.clone(),
+                name: s.name.name().to_string(),
+                status: s.status.as_str().to_string(),
                 reason: s.reason.clone().unwrap_or_default(),
                 seconds: format!("{:.2}", s.seconds),
             })

@@ -24,9 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::DedupConfig;
 use crate::progress::Progress;
+use crate::stage::Stage;
 use crate::stages::ingest::Ingested;
 
-pub const NAME: &str = "dedup";
+pub const STAGE: Stage = Stage::Dedup;
 pub const VERSION: u32 = 2;
 
 /// Fixed so that reports are reproducible; only the k-means cells depend on it.

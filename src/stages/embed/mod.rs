@@ -13,8 +13,9 @@
 //!    and 4, so their timings overlap.
 //!
 //! Everything is seeded by `embed.seed`: the same data and settings give the same artifact.
-//! A damaged feature store is not an error; every vector is computed again and the artifact
-//! says so. Invariant: every index in the artifact is an index into the ingest image table.
+//! The stage never touches the cache: the pipeline hands it the previous feature store and
+//! stores the one it returns. A damaged store is not an error; every vector is computed
+//! again and the artifact says so. Invariant: every index in the artifact is an index into the ingest image table.
 
 pub mod features;
 pub mod findings;
@@ -29,17 +30,15 @@ use ndarray::Axis;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::cache::Cache;
 use crate::config::EmbedConfig;
+use crate::stage::Stage;
 use crate::stages::ingest::Ingested;
 
 use features::{BuiltinFeatures, Embedder, FeatureStore};
 
-pub const NAME: &str = "embed";
+pub const STAGE: Stage = Stage::Embed;
 pub const VERSION: u32 = 4;
 
-/// The per-image vectors, kept beside the artifact and reused across runs.
-const FEATURE_STORE: &str = "features.bin";
 /// Neighbours shown as evidence beside each label issue and outlier.
 pub const EVIDENCE: usize = 8;
 /// Neighbours on the map that define its per-class agreement.
@@ -118,13 +117,27 @@ pub struct EmbedCounts {
     pub map_seconds: f64,
 }
 
-/// Runs the stage. `cache` holds the feature store of earlier runs.
-pub fn run(ingested: &Ingested, config: &EmbedConfig, cache: &Cache) -> EmbedArtifact {
+/// What the stage hands back besides its artifact: the feature store to keep for the next
+/// run, when it gained vectors (`None`: the previous store, if any, is still complete).
+pub struct Embedded {
+    pub artifact: EmbedArtifact,
+    pub store: Option<FeatureStore>,
+}
+
+/// Runs the stage. `previous` is the feature store of earlier runs (the pipeline loads it);
+/// `notes` are problems met before the stage ran (a damaged store), kept in the artifact.
+pub fn run(
+    ingested: &Ingested,
+    config: &EmbedConfig,
+    previous: Option<FeatureStore>,
+    notes: Vec<String>,
+) -> Embedded {
     let ingest = &ingested.artifact;
     let rows = ingest.images.len();
     let mut artifact = EmbedArtifact {
         method: "none".into(),
         images: rows,
+        notes,
         ..Default::default()
     };
     // Labels as class indices; a label outside the class list (cannot happen for discovered
@@ -143,23 +156,15 @@ pub fn run(ingested: &Ingested, config: &EmbedConfig, cache: &Cache) -> EmbedArt
         .collect();
     let class_count = classes.len();
     if rows == 0 {
-        return artifact;
+        return Embedded {
+            artifact,
+            store: None,
+        };
     }
 
     // 1. features
     let started = Instant::now();
     let embedder = BuiltinFeatures;
-    let previous = match cache.read_artifact::<FeatureStore>(NAME, FEATURE_STORE) {
-        Ok(store) => Some(store),
-        Err(err) => {
-            if cache.stage_dir(NAME).join(FEATURE_STORE).exists() {
-                artifact
-                    .notes
-                    .push(format!("{err:#}; every feature vector was computed again"));
-            }
-            None
-        }
-    };
     let key_of = |i: usize| ingest.images[i].pixel_hash;
     let image_of = |i: usize| {
         let r = &ingest.images[i];
@@ -172,14 +177,8 @@ pub fn run(ingested: &Ingested, config: &EmbedConfig, cache: &Cache) -> EmbedArt
     let (bytes, store, counts) =
         features::compute(&embedder, rows, &key_of, &image_of, previous.as_ref());
     drop(previous);
-    if counts.computed > 0
-        && let Err(err) = cache.write_artifact(NAME, FEATURE_STORE, &store)
-    {
-        artifact.notes.push(format!(
-            "{err:#}; feature vectors will be computed again next time"
-        ));
-    }
-    drop(store);
+    // Only a store that gained vectors needs writing again.
+    let store = (counts.computed > 0).then_some(store);
     artifact.features = embedder.id();
     artifact.feature_dims = embedder.dims();
     artifact.counts.features_computed = counts.computed;
@@ -192,7 +191,7 @@ pub fn run(ingested: &Ingested, config: &EmbedConfig, cache: &Cache) -> EmbedArt
         &bytes,
         embedder.dims(),
         &embedder.blocks(),
-        config.components.max(2),
+        config.components,
         config.seed,
     );
     drop(bytes);
@@ -214,7 +213,7 @@ pub fn run(ingested: &Ingested, config: &EmbedConfig, cache: &Cache) -> EmbedArt
         });
         // 3. neighbours
         let started = Instant::now();
-        let neighbours = knn::all_pairs(vectors.view(), config.neighbours.max(1));
+        let neighbours = knn::all_pairs(vectors.view(), config.neighbours);
         artifact.k = neighbours.k;
         artifact.counts.neighbours_seconds = started.elapsed().as_secs_f64();
 
@@ -325,7 +324,7 @@ pub fn run(ingested: &Ingested, config: &EmbedConfig, cache: &Cache) -> EmbedArt
     artifact.points = artifact.map.len();
     artifact.labels = labels;
     artifact.counts.map_seconds = map_seconds + started.elapsed().as_secs_f64();
-    artifact
+    Embedded { artifact, store }
 }
 
 /// At most `map_points` images, stratified by (split, class): each group contributes in

@@ -53,9 +53,10 @@ pub use self::pixels::Resolution;
 pub use self::properties::ImageProperties;
 
 use crate::config::StatisticsConfig;
+use crate::stage::Stage;
 use crate::stages::ingest::{ImageRecord, Ingested};
 
-pub const NAME: &str = "statistics";
+pub const STAGE: Stage = Stage::Statistics;
 /// Bump when what statistics measures or stores changes.
 pub const VERSION: u32 = 2;
 

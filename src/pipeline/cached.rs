@@ -1,0 +1,289 @@
+//! The caching side of every stage, behind one small trait: [`CachedStage`] says what a stage
+//! is called, its logic version, the settings section and upstream stages its fingerprint
+//! holds, and how its artifact is saved to and loaded from the cache.
+//!
+//! This is the only place that knows the file names inside `<out>/cache/<stage>/`. Stages
+//! themselves never read or write the cache; what one reuses from an earlier run (ingest's
+//! stat cache and previous table, embed's feature store) is loaded here and handed to it.
+//! A load error is never fatal to the run: the orchestrator recomputes, with a warning.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::cache::statcache::StatCache;
+use crate::cache::{Cache, FingerprintInputs};
+use crate::config::{
+    DedupConfig, EmbedConfig, FileConfig, IngestConfig, ReportConfig, SampleConfig,
+    StatisticsConfig,
+};
+use crate::fsutil;
+use crate::stage::Stage;
+use crate::stages::dedup::{self, DedupArtifact};
+use crate::stages::embed::{self, EmbedArtifact, features::FeatureStore};
+use crate::stages::ingest::{self, Ingested};
+use crate::stages::render::{self, Rendered};
+use crate::stages::sample::{self, SampleArtifact};
+use crate::stages::statistics::{self, StatisticsArtifact};
+
+/// Output files written by a save: (name, bytes), recorded in the stage's sidecar so a
+/// missing or truncated file is noticed.
+pub type Outputs = Vec<(String, u64)>;
+
+/// This run's fingerprint of each stage decided so far.
+pub type Fingerprints = BTreeMap<Stage, String>;
+
+/// The caching side of one stage.
+pub trait CachedStage {
+    const STAGE: Stage;
+    /// The stage's logic version (the stage module's `VERSION`).
+    const VERSION: u32;
+    /// Stages whose artifacts it reads; their fingerprints are part of its own.
+    const UPSTREAM: &'static [Stage];
+    type Artifact;
+    /// The settings section it reads: the only settings in its fingerprint.
+    type Config: Serialize;
+
+    fn config(file: &FileConfig) -> &Self::Config;
+    fn save(cache: &Cache, artifact: &Self::Artifact) -> Result<Outputs>;
+    fn load(cache: &Cache) -> Result<Self::Artifact>;
+
+    /// Name, version, settings section and upstream fingerprints. Ingest adds its files;
+    /// render its templates.
+    fn inputs(file: &FileConfig, upstream: &Fingerprints) -> FingerprintInputs {
+        Self::UPSTREAM.iter().fold(
+            FingerprintInputs::new(Self::STAGE, Self::VERSION, Self::config(file)),
+            |inputs, stage| {
+                let fingerprint = upstream.get(stage).map(String::as_str).unwrap_or("");
+                inputs.with_upstream(*stage, fingerprint)
+            },
+        )
+    }
+}
+
+/// The one artifact file of the stages that keep a single serialised value.
+const ARTIFACT: &str = "artifact.bin";
+
+fn save_value<T: Serialize>(cache: &Cache, stage: Stage, value: &T) -> Result<Outputs> {
+    let size = cache.write_artifact(stage, ARTIFACT, value)?;
+    Ok(vec![(ARTIFACT.into(), size)])
+}
+
+fn load_value<T: DeserializeOwned>(cache: &Cache, stage: Stage) -> Result<T> {
+    cache.read_artifact(stage, ARTIFACT)
+}
+
+pub struct IngestStage;
+pub struct SampleStage;
+pub struct StatisticsStage;
+pub struct DedupStage;
+pub struct EmbedStage;
+pub struct RenderStage;
+
+const TABLE: &str = "table.bin";
+const THUMBS: &str = "thumbs.bin";
+const STAT_CACHE: &str = "files.bin";
+/// The per-image feature vectors, kept beside the embed artifact and reused across runs
+/// whatever the embed fingerprint says (they depend on pixels only).
+const FEATURE_STORE: &str = "features.bin";
+
+impl CachedStage for IngestStage {
+    const STAGE: Stage = ingest::STAGE;
+    const VERSION: u32 = ingest::VERSION;
+    const UPSTREAM: &'static [Stage] = &[];
+    type Artifact = Ingested;
+    type Config = IngestConfig;
+
+    fn config(file: &FileConfig) -> &IngestConfig {
+        &file.ingest
+    }
+
+    /// The thumbnails, streamed from the decoders' buffers, then the image table.
+    fn save(cache: &Cache, ingested: &Ingested) -> Result<Outputs> {
+        let parts = (0..ingested.artifact.images.len()).map(|i| ingested.thumb_bytes(i));
+        let thumbs = cache.write_parts(Self::STAGE, THUMBS, parts)?;
+        let table = cache.write_artifact(Self::STAGE, TABLE, &ingested.artifact)?;
+        Ok(vec![(THUMBS.into(), thumbs), (TABLE.into(), table)])
+    }
+
+    /// The table, and the thumbnails checked against the digest stored with it.
+    fn load(cache: &Cache) -> Result<Ingested> {
+        let artifact: ingest::IngestArtifact = cache.read_artifact(Self::STAGE, TABLE)?;
+        let thumbs = cache.read_bytes(Self::STAGE, THUMBS)?;
+        if !artifact.matches_thumbs(&thumbs) {
+            bail!(
+                "cache file {} is damaged (its contents do not match the image table)",
+                cache.stage_dir(Self::STAGE).join(THUMBS).display()
+            );
+        }
+        ingest::check_thumb_ranges(&artifact)?;
+        Ok(Ingested::new(artifact, thumbs))
+    }
+}
+
+impl IngestStage {
+    /// Whether a previous table exists at all (decides whether a cold scan decodes at once).
+    pub fn has_previous(cache: &Cache) -> bool {
+        cache.stage_dir(Self::STAGE).join(TABLE).is_file()
+    }
+
+    /// The previous stat cache; a missing one means reading every file, and so does a
+    /// damaged one, with the warning returned.
+    pub fn load_stat_cache(cache: &Cache) -> (StatCache, Option<String>) {
+        match cache.read_artifact::<StatCache>(Self::STAGE, STAT_CACHE) {
+            Ok(stat) => (stat, None),
+            Err(err) => {
+                let damaged = cache.stage_dir(Self::STAGE).join(STAT_CACHE).exists();
+                let warning = damaged.then(|| format!("{err:#}; every file will be read again"));
+                (StatCache::default(), warning)
+            }
+        }
+    }
+
+    pub fn save_stat_cache(cache: &Cache, stat: &StatCache) -> Result<()> {
+        cache
+            .write_artifact(Self::STAGE, STAT_CACHE, stat)
+            .map(|_| ())
+    }
+}
+
+impl CachedStage for SampleStage {
+    const STAGE: Stage = sample::STAGE;
+    const VERSION: u32 = sample::VERSION;
+    const UPSTREAM: &'static [Stage] = &[Stage::Ingest];
+    type Artifact = SampleArtifact;
+    type Config = SampleConfig;
+
+    fn config(file: &FileConfig) -> &SampleConfig {
+        &file.sample
+    }
+    fn save(cache: &Cache, artifact: &SampleArtifact) -> Result<Outputs> {
+        save_value(cache, Self::STAGE, artifact)
+    }
+    fn load(cache: &Cache) -> Result<SampleArtifact> {
+        load_value(cache, Self::STAGE)
+    }
+}
+
+impl CachedStage for StatisticsStage {
+    const STAGE: Stage = statistics::STAGE;
+    const VERSION: u32 = statistics::VERSION;
+    const UPSTREAM: &'static [Stage] = &[Stage::Ingest];
+    type Artifact = StatisticsArtifact;
+    type Config = StatisticsConfig;
+
+    fn config(file: &FileConfig) -> &StatisticsConfig {
+        &file.statistics
+    }
+    fn save(cache: &Cache, artifact: &StatisticsArtifact) -> Result<Outputs> {
+        save_value(cache, Self::STAGE, artifact)
+    }
+    fn load(cache: &Cache) -> Result<StatisticsArtifact> {
+        load_value(cache, Self::STAGE)
+    }
+}
+
+impl CachedStage for DedupStage {
+    const STAGE: Stage = dedup::STAGE;
+    const VERSION: u32 = dedup::VERSION;
+    const UPSTREAM: &'static [Stage] = &[Stage::Ingest];
+    type Artifact = DedupArtifact;
+    type Config = DedupConfig;
+
+    fn config(file: &FileConfig) -> &DedupConfig {
+        &file.dedup
+    }
+    fn save(cache: &Cache, artifact: &DedupArtifact) -> Result<Outputs> {
+        save_value(cache, Self::STAGE, artifact)
+    }
+    fn load(cache: &Cache) -> Result<DedupArtifact> {
+        load_value(cache, Self::STAGE)
+    }
+}
+
+impl CachedStage for EmbedStage {
+    const STAGE: Stage = embed::STAGE;
+    const VERSION: u32 = embed::VERSION;
+    const UPSTREAM: &'static [Stage] = &[Stage::Ingest];
+    type Artifact = EmbedArtifact;
+    type Config = EmbedConfig;
+
+    fn config(file: &FileConfig) -> &EmbedConfig {
+        &file.embed
+    }
+    fn save(cache: &Cache, artifact: &EmbedArtifact) -> Result<Outputs> {
+        save_value(cache, Self::STAGE, artifact)
+    }
+    fn load(cache: &Cache) -> Result<EmbedArtifact> {
+        load_value(cache, Self::STAGE)
+    }
+}
+
+impl EmbedStage {
+    /// Runs embed with the feature store of earlier runs, and keeps the store it returns.
+    /// Neither a damaged store nor a failed write stops the stage: each becomes a note.
+    pub fn run_with_store(
+        cache: &Cache,
+        ingested: &Ingested,
+        config: &EmbedConfig,
+    ) -> EmbedArtifact {
+        let mut notes = Vec::new();
+        let previous = match cache.read_artifact::<FeatureStore>(Self::STAGE, FEATURE_STORE) {
+            Ok(store) => Some(store),
+            Err(err) => {
+                if cache.stage_dir(Self::STAGE).join(FEATURE_STORE).exists() {
+                    notes.push(format!("{err:#}; every feature vector was computed again"));
+                }
+                None
+            }
+        };
+        let embedded = embed::run(ingested, config, previous, notes);
+        let mut artifact = embedded.artifact;
+        if let Some(store) = embedded.store
+            && let Err(err) = cache.write_artifact(Self::STAGE, FEATURE_STORE, &store)
+        {
+            artifact.notes.push(format!(
+                "{err:#}; feature vectors will be computed again next time"
+            ));
+        }
+        artifact
+    }
+}
+
+impl CachedStage for RenderStage {
+    const STAGE: Stage = render::STAGE;
+    const VERSION: u32 = render::VERSION;
+    const UPSTREAM: &'static [Stage] = &[
+        Stage::Ingest,
+        Stage::Sample,
+        Stage::Statistics,
+        Stage::Dedup,
+        Stage::Embed,
+    ];
+    type Artifact = Rendered;
+    type Config = ReportConfig;
+
+    fn config(file: &FileConfig) -> &ReportConfig {
+        &file.report
+    }
+
+    /// The report files go into the output folder itself (recorded as `out:<name>`, see
+    /// [`Cache::freshness`]), one atomic write each.
+    fn save(cache: &Cache, rendered: &Rendered) -> Result<Outputs> {
+        let mut outputs = Vec::new();
+        for (name, bytes) in &rendered.files {
+            fsutil::write_atomic(&cache.out_dir().join(name), bytes)?;
+            outputs.push((format!("out:{name}"), bytes.len() as u64));
+        }
+        Ok(outputs)
+    }
+
+    fn load(cache: &Cache) -> Result<Rendered> {
+        let mut files = Vec::new();
+        for name in [render::HTML, render::JSON, render::SUMMARY] {
+            files.push((name, fsutil::read(&cache.out_dir().join(name))?));
+        }
+        Ok(Rendered { files })
+    }
+}

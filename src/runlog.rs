@@ -1,0 +1,69 @@
+//! The run log: what happened to each stage in one run (fresh, stale and why, forced; its
+//! time and the work it did), written to `<out>/run.json` and shown in the report's "How it
+//! was made".
+//!
+//! A small leaf module so that the orchestrator writes it and the report reads it without
+//! either depending on the other. run.json is read by scripts, the benchmark and the tests:
+//! its field names and strings only ever grow.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stage::Stage;
+use crate::stages::embed::EmbedCounts;
+use crate::stages::ingest::IngestCounts;
+
+/// Whether a stage's cached result was used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageStatus {
+    Fresh,
+    Stale,
+    /// Stale because `--force` said so.
+    Forced,
+}
+
+impl StageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Fresh => "fresh",
+            StageStatus::Stale => "stale",
+            StageStatus::Forced => "forced",
+        }
+    }
+}
+
+/// What happened to one stage in this run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageReport {
+    pub name: Stage,
+    pub status: StageStatus,
+    /// Why it reran, in words ([`crate::cache::StaleReason::describe`]).
+    pub reason: Option<String>,
+    pub seconds: f64,
+    /// Ingest only: files read, units decoded and reused.
+    pub ingest: Option<IngestCounts>,
+    /// Embed only, when it ran: feature vectors computed and reused, time per step.
+    #[serde(default)]
+    pub embed: Option<EmbedCounts>,
+}
+
+/// The log of one run, written to `<out>/run.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunLog {
+    pub tool_version: String,
+    pub stages: Vec<StageReport>,
+    pub total_seconds: f64,
+    /// Peak resident memory of the process (Linux), bytes.
+    pub peak_rss_bytes: Option<u64>,
+    pub warnings: Vec<String>,
+    pub images: usize,
+    pub unreadable: usize,
+}
+
+/// Peak resident set size from /proc (Linux); `None` elsewhere.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
