@@ -5,7 +5,8 @@
 //! 1. features ([`features`]): per image, cached by pixel hash across runs, so a relabel or a
 //!    few changed files recompute only the vectors of new pixels;
 //! 2. reduce ([`pca`]): standardise, PCA to `embed.components`, unit rows;
-//! 3. neighbours ([`knn`]): exact cosine `embed.neighbours` nearest of every image;
+//! 3. neighbours ([`crate::neighbours`]): exact cosine `embed.neighbours` nearest of every
+//!    image;
 //! 4. findings ([`findings`]): label issues (neighbour vote + out-of-fold linear model),
 //!    outliers, the class-confusion matrix, per-class neighbour agreement;
 //! 5. map ([`map`]): t-SNE of a seeded sample stratified by split and class, at most
@@ -18,7 +19,6 @@
 
 pub mod features;
 pub mod findings;
-pub mod knn;
 pub mod map;
 pub mod pca;
 
@@ -31,6 +31,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::cache::Cache;
 use crate::config::EmbedConfig;
+use crate::neighbours::{self, Method, Search};
 use crate::stages::ingest::Ingested;
 
 use features::{BuiltinFeatures, Embedder, FeatureStore};
@@ -42,6 +43,11 @@ pub const VERSION: u32 = 4;
 const FEATURE_STORE: &str = "features.bin";
 /// Neighbours shown as evidence beside each label issue and outlier.
 pub const EVIDENCE: usize = 8;
+/// Every image's neighbours among all the others, exactly (findings and the map's input).
+pub(crate) const ALL_PAIRS: Search = Search {
+    method: Method::Exact,
+    same_set: true,
+};
 /// Neighbours on the map that define its per-class agreement.
 const MAP_AGREEMENT_K: usize = 10;
 
@@ -214,8 +220,13 @@ pub fn run(ingested: &Ingested, config: &EmbedConfig, cache: &Cache) -> EmbedArt
         });
         // 3. neighbours
         let started = Instant::now();
-        let neighbours = knn::all_pairs(vectors.view(), config.neighbours.max(1));
-        artifact.k = neighbours.k;
+        let neighbours = neighbours::search(
+            vectors.view(),
+            vectors.view(),
+            config.neighbours.max(1),
+            &ALL_PAIRS,
+        );
+        artifact.k = neighbours.k();
         artifact.counts.neighbours_seconds = started.elapsed().as_secs_f64();
 
         // 4. findings
@@ -226,7 +237,7 @@ pub fn run(ingested: &Ingested, config: &EmbedConfig, cache: &Cache) -> EmbedArt
             model: findings::out_of_fold_model(vectors.view(), &labels, class_count, config.seed),
         };
         let evidence_of = |i: usize| -> Vec<u32> {
-            if neighbours.k == 0 {
+            if neighbours.k() == 0 {
                 Vec::new()
             } else {
                 neighbours.of(i).iter().take(EVIDENCE).copied().collect()
