@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod decode;
 pub mod demo;
 pub mod fsutil;
+pub mod neighbours;
 pub mod pipeline;
 pub mod progress;
 pub mod report;

@@ -6,14 +6,13 @@
 //! re-encodes), marked "same bytes" when the files are identical too.
 //!
 //! Near duplicates are found once per distinct picture in two steps: a cheap candidate search
-//! over small descriptors ([`search`], about N·√N), then a careful alignment of each candidate
-//! pair ([`near`]), which alone decides. A pair is kept when its distance is within
+//! over small descriptors ([`crate::neighbours`], about N·√N), then a careful alignment of
+//! each candidate pair ([`near`]), which alone decides. A pair is kept when its distance is within
 //! `dedup.near_threshold`. Exact groups and near pairs then join into groups (connected
 //! components); a pair whose images sit in different splits is leakage, a group whose images
 //! carry different labels is a certain label error or a certain ambiguity.
 
 pub mod near;
-pub mod search;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -23,6 +22,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::DedupConfig;
+use crate::neighbours::{self, Method, Search};
 use crate::progress::Progress;
 use crate::stage::Stage;
 use crate::stages::ingest::Ingested;
@@ -32,6 +32,18 @@ pub const VERSION: u32 = 2;
 
 /// Fixed so that reports are reproducible; only the k-means cells depend on it.
 const SEARCH_SEED: u64 = 0x5eed_d00d;
+/// The candidate search: exact below 8,192 pictures, k-means cells with six probes from there
+/// on. Changing any of this changes which pairs are checked, and so the stage's `VERSION`.
+const CANDIDATE_SEARCH: Search = Search {
+    method: Method::Auto {
+        exact_below: 8_192,
+        probes: 6,
+        seed: SEARCH_SEED,
+    },
+    // The queries are the straight descriptors and then the mirrored ones; the picture's own
+    // row is asked for and dropped below, as it always was.
+    same_set: false,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum MatchKind {
@@ -212,19 +224,24 @@ fn near_duplicates(
         .zip(straight.par_chunks(dims))
         .for_each(|(out, from)| near::mirror_descriptor(from, out));
     let base = queries.slice(ndarray::s![..n, ..]);
-    let found = search::nearest(base, queries.view(), config.candidates + 1, SEARCH_SEED);
+    let found = neighbours::search(
+        queries.view(),
+        base,
+        config.candidates + 1,
+        &CANDIDATE_SEARCH,
+    );
     bar.inc(n as u64);
 
     // Each unordered pair once per orientation; the pair's own order doesn't matter because
     // mirroring either picture gives the same match.
-    let mut candidates: Vec<(u32, u32, bool)> = found
-        .iter()
-        .enumerate()
-        .flat_map(|(q, list)| {
+    let mut candidates: Vec<(u32, u32, bool)> = (0..found.rows())
+        .flat_map(|q| {
             let (i, mirrored) = ((q % n) as u32, q >= n);
-            list.iter()
-                .filter(move |&&(j, _)| j != i)
-                .map(move |&(j, _)| (i.min(j), i.max(j), mirrored))
+            found
+                .of(q)
+                .iter()
+                .filter(move |&&j| j != i)
+                .map(move |&j| (i.min(j), i.max(j), mirrored))
         })
         .collect();
     candidates.sort_unstable();

@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::knn::Neighbours;
+use crate::neighbours::Neighbours;
 
 /// Sharpness of the neighbour vote: a neighbour at similarity `s` weighs `exp(VOTE * s)`.
 /// Measured on CIFAR-10: weighted votes classify 2-3 points better than plain counts.
@@ -49,7 +49,7 @@ impl Evidence {
 pub fn neighbour_vote(neighbours: &Neighbours, labels: &[u32], classes: usize) -> Vec<f32> {
     let rows = labels.len();
     let mut votes = vec![0f32; rows * classes];
-    if neighbours.k == 0 {
+    if neighbours.k() == 0 {
         // No neighbours: the vote is the image's own label, never evidence against it.
         for (i, &l) in labels.iter().enumerate() {
             votes[i * classes + l as usize] = 1.0;
@@ -232,7 +232,7 @@ pub fn label_issues(evidence: &Evidence, labels: &[u32]) -> Vec<LabelIssue> {
 pub fn outlier_scores(neighbours: &Neighbours, rows: usize) -> Vec<f32> {
     (0..rows)
         .map(|i| {
-            if neighbours.k == 0 {
+            if neighbours.k() == 0 {
                 return 0.0;
             }
             let sims = neighbours.similarities(i);
@@ -246,7 +246,7 @@ pub fn outlier_scores(neighbours: &Neighbours, rows: usize) -> Vec<f32> {
 pub fn confusion(neighbours: &Neighbours, labels: &[u32], classes: usize) -> Vec<Vec<f32>> {
     let mut counts = vec![vec![0u64; classes]; classes];
     for (i, &a) in labels.iter().enumerate() {
-        if neighbours.k == 0 {
+        if neighbours.k() == 0 {
             break;
         }
         for &j in neighbours.of(i) {
@@ -273,7 +273,8 @@ pub fn confusion(neighbours: &Neighbours, labels: &[u32], classes: usize) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stages::embed::knn;
+    use crate::neighbours;
+    use crate::stages::embed::ALL_PAIRS;
 
     /// Three tight clusters; image 0 sits in cluster 0 but is labelled 2.
     fn planted() -> (Array2<f32>, Vec<u32>) {
@@ -299,7 +300,7 @@ mod tests {
     #[test]
     fn a_planted_wrong_label_tops_the_list_with_the_right_suggestion() {
         let (v, labels) = planted();
-        let neighbours = knn::all_pairs(v.view(), 10);
+        let neighbours = neighbours::search(v.view(), v.view(), 10, &ALL_PAIRS);
         let evidence = Evidence {
             classes: 3,
             neighbours: neighbour_vote(&neighbours, &labels, 3),

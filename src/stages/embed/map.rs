@@ -2,8 +2,8 @@
 //! gradient (FIt-SNE; Barnes-Hut below 5,000 points) fed with neighbours computed here.
 //!
 //! bhtsne's own neighbour search (a vantage-point tree) took most of its time on CIFAR-10;
-//! the exact blocked search of [`super::knn`] is much faster, so the neighbours are passed
-//! in. The schedule is openTSNE's: start from the first two principal components scaled to
+//! the exact blocked search of [`crate::neighbours`] is much faster, so the neighbours are
+//! passed in. The schedule is openTSNE's: start from the first two principal components scaled to
 //! a standard deviation of 1e-4, early exaggeration 12 for 250 iterations with momentum 0.5
 //! and learning rate N/12, then 500 iterations with momentum 0.8 and learning rate N. Nothing
 //! random is left and the fit runs on one thread (see [`tsne`]), so the same data give the
@@ -12,7 +12,7 @@
 
 use ndarray::ArrayView2;
 
-use super::knn;
+use crate::neighbours;
 
 /// Perplexity of the map (openTSNE's and scikit-learn's default).
 const PERPLEXITY: f32 = 30.0;
@@ -48,7 +48,7 @@ fn tsne_here(vectors: ArrayView2<f32>) -> Vec<[f32; 2]> {
         return scale_into_unit_box(init);
     }
     let k = ((3.0 * perplexity) as usize).min(n - 1);
-    let neighbours = knn::all_pairs(vectors, k);
+    let neighbours = neighbours::search(vectors, vectors, k, &super::ALL_PAIRS);
     let table: Vec<Vec<bhtsne::Neighbor<f32>>> = (0..n)
         .map(|i| {
             neighbours

@@ -5,7 +5,8 @@
 //! 1. features ([`features`]): per image, cached by pixel hash across runs, so a relabel or a
 //!    few changed files recompute only the vectors of new pixels;
 //! 2. reduce ([`pca`]): standardise, PCA to `embed.components`, unit rows;
-//! 3. neighbours ([`knn`]): exact cosine `embed.neighbours` nearest of every image;
+//! 3. neighbours ([`crate::neighbours`]): exact cosine `embed.neighbours` nearest of every
+//!    image;
 //! 4. findings ([`findings`]): label issues (neighbour vote + out-of-fold linear model),
 //!    outliers, the class-confusion matrix, per-class neighbour agreement;
 //! 5. map ([`map`]): t-SNE of a seeded sample stratified by split and class, at most
@@ -19,7 +20,6 @@
 
 pub mod features;
 pub mod findings;
-pub mod knn;
 pub mod map;
 pub mod pca;
 
@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::config::EmbedConfig;
+use crate::neighbours::{self, Method, Search};
 use crate::stage::Stage;
 use crate::stages::ingest::Ingested;
 
@@ -41,6 +42,11 @@ pub const VERSION: u32 = 4;
 
 /// Neighbours shown as evidence beside each label issue and outlier.
 pub const EVIDENCE: usize = 8;
+/// Every image's neighbours among all the others, exactly (findings and the map's input).
+pub(crate) const ALL_PAIRS: Search = Search {
+    method: Method::Exact,
+    same_set: true,
+};
 /// Neighbours on the map that define its per-class agreement.
 const MAP_AGREEMENT_K: usize = 10;
 
@@ -213,8 +219,13 @@ pub fn run(
         });
         // 3. neighbours
         let started = Instant::now();
-        let neighbours = knn::all_pairs(vectors.view(), config.neighbours);
-        artifact.k = neighbours.k;
+        let neighbours = neighbours::search(
+            vectors.view(),
+            vectors.view(),
+            config.neighbours,
+            &ALL_PAIRS,
+        );
+        artifact.k = neighbours.k();
         artifact.counts.neighbours_seconds = started.elapsed().as_secs_f64();
 
         // 4. findings
@@ -225,7 +236,7 @@ pub fn run(
             model: findings::out_of_fold_model(vectors.view(), &labels, class_count, config.seed),
         };
         let evidence_of = |i: usize| -> Vec<u32> {
-            if neighbours.k == 0 {
+            if neighbours.k() == 0 {
                 Vec::new()
             } else {
                 neighbours.of(i).iter().take(EVIDENCE).copied().collect()
