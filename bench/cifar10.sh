@@ -2,6 +2,7 @@
 # Benchmark of aldente on the real CIFAR-10 (60,000 JPEGs) from ../shared/data.
 #
 #   bench/cifar10.sh [RUNS]        (default 5 runs of each case; medians are printed)
+#   ALDENTE_BIN=/tmp/old/aldente bench/cifar10.sh 3    (measure another build; no cargo build)
 #
 # Cases, each on a fresh copy of the dataset outside the project (in $BENCH_DIR, default
 # /tmp/aldente-bench):
@@ -23,9 +24,12 @@ out=$bench/out
 
 [ -f "$tarball" ] || { echo "no CIFAR-10 tarball at $tarball (set CIFAR_TARBALL)" >&2; exit 1; }
 cd "$here"
-cargo build --release --quiet --bin aldente --example bench_mutate
-bin=$here/target/release/aldente
-mutate=$here/target/release/examples/bench_mutate
+# ALDENTE_BIN / MUTATE_BIN measure another build (say, the previous commit's) the same way.
+if [ -z "${ALDENTE_BIN:-}" ]; then
+  cargo build --release --quiet --bin aldente --example bench_mutate
+fi
+bin=${ALDENTE_BIN:-$here/target/release/aldente}
+mutate=${MUTATE_BIN:-$here/target/release/examples/bench_mutate}
 
 fresh_copy() {
   rm -rf "$data" && mkdir -p "$data"
