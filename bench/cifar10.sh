@@ -10,6 +10,8 @@
 #   warm     rerun with nothing changed: wall time (target: under 5% of cold), decodes (0)
 #   relabel  100 files moved to another class folder: wall time, decodes (target: 0)
 #   change   the pixels of 100 files changed: wall time, decodes (target: exactly 100)
+#   add      100 new pictures added: wall time, decodes (target: exactly 100)
+#   delete   100 files taken out of the dataset: wall time, decodes (target: 0)
 # Timings come from the tool's own run.json (total wall time of the command as measured by
 # the process, ingest stage time) and /usr/bin/time-free: peak RSS is read from /proc by
 # the tool itself. Nothing here is a test; it never fails on a slow machine.
@@ -61,7 +63,7 @@ fresh_copy
 n=$(find "$data" -type f -name '*.jpg' | wc -l)
 echo "$n images; $RUNS runs per case; machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-declare -a cold_dedup cold_embed cold_total cold_ingest cold_rate cold_mem warm_total warm_dec relabel_total relabel_dec change_total change_dec
+declare -a cold_dedup cold_embed cold_total cold_ingest cold_rate cold_mem warm_total warm_dec relabel_total relabel_dec change_total change_dec add_total add_dec delete_total delete_dec
 for i in $(seq 1 "$RUNS"); do
   rm -rf "$out"
   read -r t ing dec mem < <(run)
@@ -78,15 +80,24 @@ for i in $(seq 1 "$RUNS"); do
   "$mutate" repaint "$data" train/horse 100 "$i"
   read -r t ing dec mem < <(run)
   change_total+=("$t"); change_dec+=("$dec")
-  echo "run $i: cold ${cold_total[-1]}s (ingest ${cold_ingest[-1]}s, ${cold_rate[-1]} images/s, dedup ${cold_dedup[-1]}s, embed ${cold_embed[-1]}s, ${cold_mem[-1]} MiB) | warm ${warm_total[-1]}s, ${warm_dec[-1]} decoded | relabel ${relabel_total[-1]}s, ${relabel_dec[-1]} decoded | change ${change_total[-1]}s, ${change_dec[-1]} decoded"
+  "$mutate" add "$data" train/ship 100 "$i"
+  read -r t ing dec mem < <(run)
+  add_total+=("$t"); add_dec+=("$dec")
+  "$mutate" remove "$data" train/truck 100 "$bench/removed-$i"
+  read -r t ing dec mem < <(run)
+  delete_total+=("$t"); delete_dec+=("$dec")
+  echo "run $i: cold ${cold_total[-1]}s (ingest ${cold_ingest[-1]}s, ${cold_rate[-1]} images/s, dedup ${cold_dedup[-1]}s, embed ${cold_embed[-1]}s, ${cold_mem[-1]} MiB) | warm ${warm_total[-1]}s, ${warm_dec[-1]} decoded | relabel ${relabel_total[-1]}s, ${relabel_dec[-1]} decoded | change ${change_total[-1]}s, ${change_dec[-1]} decoded | add ${add_total[-1]}s, ${add_dec[-1]} decoded | delete ${delete_total[-1]}s, ${delete_dec[-1]} decoded"
 done
 
 m() { printf '%s\n' "$@" | median; }
+pct() { python3 -c "print(round(100*$1/$ct,1))"; }  # pct SECONDS -> percent of the cold median
 ct=$(m "${cold_total[@]}"); wt=$(m "${warm_total[@]}")
 echo
 echo "medians over $RUNS runs:"
 echo "  cold    : $ct s total; ingest $(m "${cold_ingest[@]}") s = $(m "${cold_rate[@]}") images/s; peak RSS $(m "${cold_mem[@]}") MiB"
 echo "  stages  : dedup $(m "${cold_dedup[@]}") s, embed $(m "${cold_embed[@]}") s (cold run)"
 echo "  warm    : $wt s total ($(python3 -c "print(round(100*$wt/$ct,1))")% of cold); decoded $(m "${warm_dec[@]}")"
-echo "  relabel : $(m "${relabel_total[@]}") s total; decoded $(m "${relabel_dec[@]}")"
-echo "  change  : $(m "${change_total[@]}") s total; decoded $(m "${change_dec[@]}")"
+echo "  relabel : $(m "${relabel_total[@]}") s total ($(pct "$(m "${relabel_total[@]}")")% of cold); decoded $(m "${relabel_dec[@]}")"
+echo "  change  : $(m "${change_total[@]}") s total ($(pct "$(m "${change_total[@]}")")% of cold); decoded $(m "${change_dec[@]}")"
+echo "  add     : $(m "${add_total[@]}") s total ($(pct "$(m "${add_total[@]}")")% of cold); decoded $(m "${add_dec[@]}")"
+echo "  delete  : $(m "${delete_total[@]}") s total ($(pct "$(m "${delete_total[@]}")")% of cold); decoded $(m "${delete_dec[@]}")"

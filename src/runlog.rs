@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::stage::Stage;
+use crate::stages::dedup::SearchStats;
 use crate::stages::embed::EmbedCounts;
 use crate::stages::ingest::IngestCounts;
 
@@ -42,9 +43,40 @@ pub struct StageReport {
     pub seconds: f64,
     /// Ingest only: files read, units decoded and reused.
     pub ingest: Option<IngestCounts>,
+    /// Dedup only, when it ran: pictures searched, pairs checked, pairs reused.
+    #[serde(default)]
+    pub dedup: Option<DedupCounts>,
     /// Embed only, when it ran: feature vectors computed and reused, time per step.
     #[serde(default)]
     pub embed: Option<EmbedCounts>,
+}
+
+/// The work dedup did in this run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DedupCounts {
+    /// Distinct pictures whose candidates were searched (0 when the pairs were reused).
+    pub pictures_searched: usize,
+    /// Candidate pairs given the careful check in this run.
+    pub pairs_checked: usize,
+    /// The near-duplicate pairs came from the last run.
+    pub pairs_reused: bool,
+}
+
+impl DedupCounts {
+    pub fn of(search: &SearchStats) -> DedupCounts {
+        if search.reused {
+            DedupCounts {
+                pairs_reused: true,
+                ..Default::default()
+            }
+        } else {
+            DedupCounts {
+                pictures_searched: search.pictures,
+                pairs_checked: search.checked,
+                pairs_reused: false,
+            }
+        }
+    }
 }
 
 /// The log of one run, written to `<out>/run.json`.

@@ -58,7 +58,7 @@ pub enum Method {
 
 /// Every query's most similar base rows, best first: row-major `queries x k` slots, of which
 /// row `q` fills the first [`Neighbours::of`]`(q).len()` (all `k` unless the IVF found fewer).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Neighbours {
     k: usize,
     index: Vec<u32>,

@@ -19,13 +19,16 @@ use crate::config::{
     StatisticsConfig,
 };
 use crate::fsutil;
+use crate::progress::Progress;
+use crate::runlog::{DedupCounts, StageReport};
 use crate::stage::Stage;
 use crate::stages::dedup::{self, DedupArtifact};
-use crate::stages::embed::{self, EmbedArtifact, features::FeatureStore};
+use crate::stages::embed::{self, EmbedArtifact, PixelPart, features::FeatureStore};
 use crate::stages::ingest::{self, Ingested};
 use crate::stages::render::{self, Rendered};
 use crate::stages::sample::{self, SampleArtifact};
 use crate::stages::statistics::{self, StatisticsArtifact};
+use crate::text::{plural, thousands};
 
 /// Output files written by a save: (name, bytes), recorded in the stage's sidecar so a
 /// missing or truncated file is noticed.
@@ -47,6 +50,21 @@ pub trait CachedStage {
 
     fn config(file: &FileConfig) -> &Self::Config;
     fn save(cache: &Cache, artifact: &Self::Artifact) -> Result<Outputs>;
+    /// Forgets what the stage would reuse from earlier runs beyond per-file caches (its
+    /// pixel-level part), so that `--force` naming it recomputes it from scratch.
+    fn forget_reusable(_cache: &Cache) -> Result<()> {
+        Ok(())
+    }
+    /// Adds the work the stage did to its run-log entry (run.json).
+    fn log(_artifact: &Self::Artifact, _report: &mut StageReport) {}
+    /// Problems that did not stop the stage, for the run's warnings.
+    fn warnings(_artifact: &Self::Artifact) -> Vec<String> {
+        Vec::new()
+    }
+    /// What the stage line says after a run that computed the artifact ("pairs reused; ...").
+    fn detail(_artifact: &Self::Artifact) -> String {
+        String::new()
+    }
     fn load(cache: &Cache) -> Result<Self::Artifact>;
 
     /// Name, version, settings section and upstream fingerprints. Ingest adds its files;
@@ -87,6 +105,11 @@ const STAT_CACHE: &str = "files.bin";
 /// The per-image feature vectors, kept beside the embed artifact and reused across runs
 /// whatever the embed fingerprint says (they depend on pixels only).
 const FEATURE_STORE: &str = "features.bin";
+/// Embed's pixel-level part (vectors, neighbours, map), reused while the pictures are the
+/// same; see [`embed::PixelPart`].
+const PIXEL_PART: &str = "pixels.bin";
+/// Dedup's pixel-level part (pairs between distinct pictures); see [`dedup::PixelPart`].
+const PAIRS: &str = "pairs.bin";
 
 impl CachedStage for IngestStage {
     const STAGE: Stage = ingest::STAGE;
@@ -194,11 +217,56 @@ impl CachedStage for DedupStage {
     fn config(file: &FileConfig) -> &DedupConfig {
         &file.dedup
     }
+    fn forget_reusable(cache: &Cache) -> Result<()> {
+        fsutil::remove_file_if_exists(&cache.stage_dir(Self::STAGE).join(PAIRS))
+    }
+    fn log(artifact: &DedupArtifact, report: &mut StageReport) {
+        report.dedup = Some(DedupCounts::of(&artifact.search));
+    }
+    fn detail(artifact: &DedupArtifact) -> String {
+        let search = if !artifact.settings.near {
+            "near duplicates off".to_string()
+        } else if artifact.search.reused {
+            "pairs reused (no picture changed)".to_string()
+        } else {
+            format!(
+                "{} pictures searched",
+                thousands(artifact.search.pictures as u64)
+            )
+        };
+        format!(
+            "{search}; {} near {}, {} with conflicting labels",
+            thousands(artifact.near_pairs.len() as u64),
+            plural(artifact.near_pairs.len() as u64, "pair", "pairs"),
+            plural_count(artifact.conflicting_labels.len(), "group", "groups"),
+        )
+    }
     fn save(cache: &Cache, artifact: &DedupArtifact) -> Result<Outputs> {
         save_value(cache, Self::STAGE, artifact)
     }
     fn load(cache: &Cache) -> Result<DedupArtifact> {
         load_value(cache, Self::STAGE)
+    }
+}
+
+impl DedupStage {
+    /// Runs dedup with the last run's near-duplicate pairs, and keeps the ones it returns.
+    /// A damaged file means searching again; a failed write, searching again next time.
+    pub fn run_with_pairs(
+        cache: &Cache,
+        ingested: &Ingested,
+        config: &DedupConfig,
+        progress: &Progress,
+    ) -> DedupArtifact {
+        let previous = cache
+            .read_artifact::<dedup::PixelPart>(Self::STAGE, PAIRS)
+            .ok();
+        let deduped = dedup::run(ingested, config, previous, progress);
+        if let Some(part) = deduped.pixel {
+            // Not fatal: the pairs are recomputed next time.
+            let _ = cache.write_artifact(Self::STAGE, PAIRS, &part);
+        }
+        deduped.artifact
     }
 }
 
@@ -212,6 +280,31 @@ impl CachedStage for EmbedStage {
     fn config(file: &FileConfig) -> &EmbedConfig {
         &file.embed
     }
+    fn forget_reusable(cache: &Cache) -> Result<()> {
+        fsutil::remove_file_if_exists(&cache.stage_dir(Self::STAGE).join(PIXEL_PART))
+    }
+    fn log(artifact: &EmbedArtifact, report: &mut StageReport) {
+        report.embed = Some(artifact.counts);
+    }
+    fn warnings(artifact: &EmbedArtifact) -> Vec<String> {
+        artifact.notes.clone()
+    }
+    fn detail(artifact: &EmbedArtifact) -> String {
+        let counts = &artifact.counts;
+        let pixels = if counts.pixel_part_reused {
+            "vectors, neighbours and map reused (no picture changed)".to_string()
+        } else {
+            format!(
+                "{} feature vectors computed, {} images searched",
+                thousands(counts.features_computed as u64),
+                thousands(counts.neighbours_searched as u64)
+            )
+        };
+        format!(
+            "{pixels}; {} label-issue candidates",
+            thousands(artifact.label_issue_total as u64)
+        )
+    }
     fn save(cache: &Cache, artifact: &EmbedArtifact) -> Result<Outputs> {
         save_value(cache, Self::STAGE, artifact)
     }
@@ -221,30 +314,57 @@ impl CachedStage for EmbedStage {
 }
 
 impl EmbedStage {
-    /// Runs embed with the feature store of earlier runs, and keeps the store it returns.
-    /// Neither a damaged store nor a failed write stops the stage: each becomes a note.
+    /// Runs embed with what earlier runs left (its pixel part, and the feature store when
+    /// the pixel part must be redone), and keeps what it returns. Neither a damaged file nor
+    /// a failed write stops the stage: each becomes a note.
     pub fn run_with_store(
         cache: &Cache,
         ingested: &Ingested,
         config: &EmbedConfig,
     ) -> EmbedArtifact {
         let mut notes = Vec::new();
-        let previous = match cache.read_artifact::<FeatureStore>(Self::STAGE, FEATURE_STORE) {
-            Ok(store) => Some(store),
+        let pixel = match cache.read_artifact::<PixelPart>(Self::STAGE, PIXEL_PART) {
+            Ok(part) => Some(part),
             Err(err) => {
-                if cache.stage_dir(Self::STAGE).join(FEATURE_STORE).exists() {
-                    notes.push(format!("{err:#}; every feature vector was computed again"));
+                if cache.stage_dir(Self::STAGE).join(PIXEL_PART).exists() {
+                    notes.push(format!(
+                        "{err:#}; vectors, neighbours and map were computed again"
+                    ));
                 }
                 None
             }
         };
-        let embedded = embed::run(ingested, config, previous, notes);
-        let mut artifact = embedded.artifact;
-        if let Some(store) = embedded.store
-            && let Err(err) = cache.write_artifact(Self::STAGE, FEATURE_STORE, &store)
+        let load_features = || match cache.read_artifact::<FeatureStore>(Self::STAGE, FEATURE_STORE)
         {
+            Ok(store) => (Some(store), Vec::new()),
+            Err(err) => {
+                let damaged = cache.stage_dir(Self::STAGE).join(FEATURE_STORE).exists();
+                let note = format!("{err:#}; every feature vector was computed again");
+                (None, if damaged { vec![note] } else { Vec::new() })
+            }
+        };
+        let embedded = embed::run(
+            ingested,
+            config,
+            embed::Previous {
+                pixel,
+                features: &load_features,
+            },
+        );
+        let mut artifact = embedded.artifact;
+        notes.append(&mut artifact.notes);
+        artifact.notes = notes;
+        let writes = [
+            embedded
+                .store
+                .map(|store| cache.write_artifact(Self::STAGE, FEATURE_STORE, &store)),
+            embedded
+                .pixel
+                .map(|part| cache.write_artifact(Self::STAGE, PIXEL_PART, &part)),
+        ];
+        for err in writes.into_iter().flatten().filter_map(Result::err) {
             artifact.notes.push(format!(
-                "{err:#}; feature vectors will be computed again next time"
+                "{err:#}; this part will be computed again next time"
             ));
         }
         artifact
@@ -286,4 +406,9 @@ impl CachedStage for RenderStage {
         }
         Ok(Rendered { files })
     }
+}
+
+/// "3 groups", "1 group".
+fn plural_count(n: usize, one: &'static str, many: &'static str) -> String {
+    format!("{} {}", thousands(n as u64), plural(n as u64, one, many))
 }

@@ -14,6 +14,7 @@
 
 pub mod cached;
 mod ingest;
+mod render;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -24,14 +25,11 @@ use crate::cache::{Cache, FingerprintInputs, Freshness, StaleReason};
 use crate::config::{Force, Settings};
 use crate::fsutil;
 use crate::progress::Progress;
-use crate::report;
 use crate::runlog::{RunLog, StageReport, StageStatus, peak_rss_bytes};
 use crate::stage::Stage;
 use crate::stages::ingest::{Ingested, RejectKind, Scan};
-use crate::stages::{dedup, render, sample, statistics};
-use cached::{
-    CachedStage, DedupStage, EmbedStage, Fingerprints, RenderStage, SampleStage, StatisticsStage,
-};
+use crate::stages::{render as render_stage, sample, statistics};
+use cached::{CachedStage, DedupStage, EmbedStage, Fingerprints, SampleStage, StatisticsStage};
 
 /// Runs the whole pipeline on `settings.dataset`, writing into `settings.out`.
 pub fn run(settings: &Settings) -> Result<RunLog> {
@@ -46,60 +44,24 @@ pub fn run(settings: &Settings) -> Result<RunLog> {
     ));
 
     ingest::run(&mut ctx)?;
-    let progress = ctx.progress;
-    let cache = ctx.cache.clone();
+    let (progress, cache) = (ctx.progress, ctx.cache.clone());
     let sample_run = |a: &Ingested| sample::run(&a.artifact, &file.sample);
     let sample = ctx.stage::<SampleStage>(&sample_run)?;
     let statistics_run = |a: &Ingested| statistics::run(a, &file.statistics);
     let statistics = ctx.stage::<StatisticsStage>(&statistics_run)?;
-    let dedup_run = |a: &Ingested| dedup::run(a, &file.dedup, &progress);
+    let dedup_run = |a: &Ingested| DedupStage::run_with_pairs(&cache, a, &file.dedup, &progress);
     let dedup = ctx.stage::<DedupStage>(&dedup_run)?;
     let embed_run = |a: &Ingested| EmbedStage::run_with_store(&cache, a, &file.embed);
     let embed = ctx.stage::<EmbedStage>(&embed_run)?;
-    if let Some(art) = &embed.computed {
-        if let Some(last) = ctx.reports.last_mut() {
-            last.embed = Some(art.counts);
-        }
-        for note in art.notes.clone() {
-            ctx.warn(note);
-        }
-    }
-    let render_started = Instant::now();
-    let templates = report::templates(file.report.templates_dir.as_deref())?;
-    let dataset_name = dataset_name(&settings.dataset);
-    let render_inputs = RenderStage::inputs(file, &ctx.fingerprints)
-        .with_extra("templates", report::templates_digest(&templates))
-        .with_extra("dataset name", dataset_name.clone());
-    let freshness = ctx.decide(&render_inputs);
-    if let Freshness::Stale(_) = &freshness {
-        ctx.cache.invalidate(Stage::Render)?;
-        let sample = ctx.materialise(sample, &sample_run)?;
-        let statistics = ctx.materialise(statistics, &statistics_run)?;
-        let dedup = ctx.materialise(dedup, &dedup_run)?;
-        let embed = ctx.materialise(embed, &embed_run)?;
-        let settings_toml = toml::to_string_pretty(file).unwrap_or_default();
-        let stages = ctx.reports.clone();
-        let input = report::view::RenderInput {
-            title: file
-                .report
-                .title
-                .clone()
-                .unwrap_or_else(|| dataset_name.clone()),
-            dataset_name: dataset_name.clone(),
-            ingested: ctx.ingested()?,
-            sample: &sample,
-            statistics: &statistics,
-            dedup: &dedup,
-            embed: &embed,
-            stages: &stages,
-            settings_toml,
-        };
-        let rendered = render::run(&input, &templates)?;
-        let outputs = RenderStage::save(&ctx.cache, &rendered)?;
-        ctx.cache.commit(&render_inputs, outputs)?;
-    }
-    let detail = format!("{}", settings.out.join(render::HTML).display());
-    ctx.record(Stage::Render, &freshness, render_started, detail);
+    render::run(
+        &mut ctx,
+        render::Upstream {
+            sample: (sample, &sample_run),
+            statistics: (statistics, &statistics_run),
+            dedup: (dedup, &dedup_run),
+            embed: (embed, &embed_run),
+        },
+    )?;
     ctx.finish(started)
 }
 
@@ -219,6 +181,7 @@ impl<'a> Ctx<'a> {
             reason,
             seconds,
             ingest: None,
+            dedup: None,
             embed: None,
         });
     }
@@ -246,11 +209,23 @@ impl<'a> Ctx<'a> {
         let started = Instant::now();
         let inputs = S::inputs(&self.settings.file, &self.fingerprints);
         let freshness = self.decide(&inputs);
+        if freshness == Freshness::Stale(StaleReason::Forced) {
+            S::forget_reusable(&self.cache)?;
+        }
         let computed = match &freshness {
             Freshness::Fresh => None,
             Freshness::Stale(_) => Some(self.compute_and_save::<S>(&inputs, compute)?),
         };
-        self.record(S::STAGE, &freshness, started, String::new());
+        let detail = computed.as_ref().map(S::detail).unwrap_or_default();
+        self.record(S::STAGE, &freshness, started, detail);
+        if let Some(artifact) = &computed {
+            if let Some(report) = self.reports.last_mut() {
+                S::log(artifact, report);
+            }
+            for warning in S::warnings(artifact) {
+                self.warn(warning);
+            }
+        }
         Ok(Pending { inputs, computed })
     }
 
@@ -318,7 +293,7 @@ impl<'a> Ctx<'a> {
         self.progress.line(&format!(
             "done in {:.2}s — open {}",
             log.total_seconds,
-            self.settings.out.join(render::HTML).display()
+            self.settings.out.join(render_stage::HTML).display()
         ));
         Ok(log)
     }

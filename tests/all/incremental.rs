@@ -189,3 +189,130 @@ fn moving_the_dataset_folder_keeps_the_cache_valid() {
     // Only the dataset's name (shown in the report) changed.
     assert_eq!(run.reran(), strings(&["render"]));
 }
+
+/// A run's stage entry in run.json.
+fn stage_log(run: &crate::common::Run, name: &str) -> serde_json::Value {
+    run.run_log()["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// report.json without what may differ between two equal runs (timings).
+fn findings(report: &serde_json::Value) -> serde_json::Value {
+    let mut report = report.clone();
+    if let Some(map) = report.as_object_mut() {
+        map.retain(|key, _| !key.contains("seconds"));
+    }
+    report
+}
+
+#[test]
+fn relabel_redoes_no_pixel_work_and_equals_a_cold_run() {
+    let fx = Fixture::new();
+    fx.small_dataset();
+    fx.report(&[]);
+    std::fs::rename(
+        fx.data().join("train/cat/1.png"),
+        fx.data().join("train/dog/moved.png"),
+    )
+    .unwrap();
+    let run = fx.report(&[]);
+    assert_eq!(run.decoded(), 0);
+    let dedup = &stage_log(&run, "dedup")["dedup"];
+    assert_eq!(dedup["pairs_reused"], true, "{dedup}");
+    assert_eq!(dedup["pictures_searched"], 0, "{dedup}");
+    let embed = &stage_log(&run, "embed")["embed"];
+    assert_eq!(embed["pixel_part_reused"], true, "{embed}");
+    assert_eq!(embed["neighbours_searched"], 0, "{embed}");
+    assert_eq!(embed["features_computed"], 0, "{embed}");
+    assert_eq!(embed["map_iterations"], 0, "{embed}");
+    assert!(run.stderr().contains("pairs reused"), "{}", run.stderr());
+
+    let cold = fx.report_into(&fx.dir.path().join("cold"), &[]);
+    assert!(cold.output.status.success(), "{}", cold.stderr());
+    let cold_embed = &stage_log(&cold, "embed")["embed"];
+    assert_eq!(cold_embed["pixel_part_reused"], false, "{cold_embed}");
+    assert_eq!(cold_embed["neighbours_searched"], 15, "{cold_embed}");
+    assert_eq!(findings(&run.report_json()), findings(&cold.report_json()));
+}
+
+#[test]
+fn changed_pixels_redo_the_pixel_part_and_force_redoes_it_from_scratch() {
+    let fx = Fixture::new();
+    fx.small_dataset();
+    fx.report(&[]);
+    fx.png("train/cow/2.png", 999);
+    let run = fx.report(&[]);
+    let embed = &stage_log(&run, "embed")["embed"];
+    assert_eq!(embed["pixel_part_reused"], false, "{embed}");
+    assert_eq!(embed["features_computed"], 1, "{embed}");
+    let dedup = &stage_log(&run, "dedup")["dedup"];
+    assert_eq!(dedup["pairs_reused"], false, "{dedup}");
+    assert_eq!(dedup["pictures_searched"], 15, "{dedup}");
+    let forced = fx.report(&["--force=dedup"]);
+    assert_eq!(stage_log(&forced, "dedup")["dedup"]["pairs_reused"], false);
+    assert_eq!(
+        stage_log(&forced, "embed")["embed"]["pixel_part_reused"],
+        false
+    );
+}
+
+#[test]
+fn relabelling_a_planted_mislabel_clears_its_findings_without_pixel_work() {
+    let fx = Fixture::new();
+    let (first, truth) = fx.demo();
+    let out = fx.dir.path().join("demo-out");
+    let data = out.join("demo-dataset");
+    let mislabel = &truth["mislabelled"][0];
+    let path = mislabel["path"].as_str().unwrap();
+    let split = path.split('/').next().unwrap();
+    let fixed = format!(
+        "{split}/{}/relabelled.png",
+        mislabel["true_label"].as_str().unwrap()
+    );
+    let listed = |report: &serde_json::Value, p: &str| {
+        report["label_issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["path"] == p)
+    };
+    assert!(
+        listed(&first.report_json(), path),
+        "the planted mislabel is listed"
+    );
+    std::fs::rename(data.join(path), data.join(&fixed)).unwrap();
+    // One image of the planted conflicting-label pair joins the other's class.
+    let pair = truth["conflicting_labels"][0].as_array().unwrap();
+    let keep = pair[0].as_str().unwrap();
+    let moved = pair[1].as_str().unwrap();
+    let keep_class = keep.split('/').nth(1).unwrap();
+    let target = format!(
+        "{}/{keep_class}/joined.png",
+        moved.split('/').next().unwrap()
+    );
+    std::fs::rename(data.join(moved), data.join(&target)).unwrap();
+    assert!(
+        !first.report_json()["duplicates"]["conflicting_labels"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let (run, _) = fx.demo();
+    assert_eq!(run.decoded(), 0, "a relabel decodes nothing");
+    assert_eq!(stage_log(&run, "dedup")["dedup"]["pairs_reused"], true);
+    assert_eq!(stage_log(&run, "embed")["embed"]["pixel_part_reused"], true);
+    let report = run.report_json();
+    assert!(!listed(&report, &fixed), "{fixed} is still a label issue");
+    assert!(!listed(&report, path));
+    assert_eq!(
+        report["duplicates"]["conflicting_labels"],
+        serde_json::json!([]),
+        "the conflicting group is resolved"
+    );
+}

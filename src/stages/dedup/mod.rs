@@ -110,6 +110,9 @@ pub struct SearchStats {
     pub checked: usize,
     pub search_seconds: f64,
     pub check_seconds: f64,
+    /// The pairs came from the last run (the pictures did not change): nothing was searched.
+    #[serde(default)]
+    pub reused: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -129,7 +132,49 @@ pub struct DedupArtifact {
     pub settings: DedupConfig,
 }
 
-pub fn run(ingested: &Ingested, config: &DedupConfig, progress: &Progress) -> DedupArtifact {
+/// The part of dedup that depends on pixels alone: near-duplicate pairs between distinct
+/// pictures, as indices into the pictures sorted by pixel hash. Reused while the set of
+/// pictures and the settings are the same, so a relabel or a moved file searches nothing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PixelPart {
+    /// [`pixel_key`] of the inputs it was made from.
+    pub key: u64,
+    /// `a` and `b` are picture indices here, not image indices.
+    pub pairs: Vec<DuplicatePair>,
+    pub search: SearchStats,
+}
+
+/// What dedup hands back: its artifact, and its pixel part when it was computed in this run
+/// (`None`: the stored one is still right, or near duplicates are off).
+pub struct Deduped {
+    pub artifact: DedupArtifact,
+    pub pixel: Option<PixelPart>,
+}
+
+/// What the pixel part depends on: the distinct pictures (in pixel-hash order), how their
+/// thumbnails were made, and the settings of the near-duplicate search.
+fn pixel_key(ingested: &Ingested, heads: &[usize], config: &DedupConfig) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(&VERSION.to_le_bytes());
+    let decoded = &ingested.artifact.decoded_with;
+    hasher.update(&u64::from(decoded.thumbnail_size).to_le_bytes());
+    hasher.update(&config.near_threshold.to_le_bytes());
+    hasher.update(&u64::from(config.max_shift).to_le_bytes());
+    hasher.update(&[u8::from(config.mirrored)]);
+    hasher.update(&(config.candidates as u64).to_le_bytes());
+    for &i in heads {
+        hasher.update(&ingested.artifact.images[i].pixel_hash.to_le_bytes());
+    }
+    hasher.digest()
+}
+
+/// Runs the stage, reusing `previous` (the last run's pixel part) when it still applies.
+pub fn run(
+    ingested: &Ingested,
+    config: &DedupConfig,
+    previous: Option<PixelPart>,
+    progress: &Progress,
+) -> Deduped {
     let images = &ingested.artifact.images;
     let mut artifact = DedupArtifact {
         settings: config.clone(),
@@ -163,11 +208,39 @@ pub fn run(ingested: &Ingested, config: &DedupConfig, progress: &Progress) -> De
         }
     }
 
+    let mut fresh_part = None;
     if config.near {
         let heads: Vec<usize> = pictures.iter().map(|m| m[0]).collect();
-        let (pairs, stats) = near_duplicates(ingested, &heads, config, progress);
+        let key = pixel_key(ingested, &heads, config);
+        let part = match previous.filter(|p| p.key == key) {
+            Some(mut part) => {
+                part.search.reused = true;
+                part
+            }
+            None => {
+                let (pairs, search) = near_duplicates(ingested, &heads, config, progress);
+                let part = PixelPart { key, pairs, search };
+                fresh_part = Some(part.clone());
+                part
+            }
+        };
+        // Picture indices to image indices: each picture's first image in the table.
+        let mut pairs: Vec<DuplicatePair> = part
+            .pairs
+            .into_iter()
+            .map(|p| DuplicatePair {
+                a: heads[p.a],
+                b: heads[p.b],
+                ..p
+            })
+            .collect();
+        pairs.sort_by(|x, y| {
+            x.distance
+                .total_cmp(&y.distance)
+                .then_with(|| images[x.a].path.cmp(&images[y.a].path))
+        });
         artifact.near_pairs = pairs;
-        artifact.search = stats;
+        artifact.search = part.search;
     }
 
     artifact.groups = components(images.len(), &artifact.exact_groups, &artifact.near_pairs);
@@ -183,10 +256,14 @@ pub fn run(ingested: &Ingested, config: &DedupConfig, progress: &Progress) -> De
         .map(|(gi, _)| gi)
         .collect();
     artifact.cross_split = cross_split(ingested, &artifact, &group_of_image);
-    artifact
+    Deduped {
+        artifact,
+        pixel: fresh_part,
+    }
 }
 
-/// Near-duplicate pairs between distinct pictures (`heads` are image indices), closest first.
+/// Near-duplicate pairs between distinct pictures (`heads` are their first images), as
+/// picture indices, each pair once.
 fn near_duplicates(
     ingested: &Ingested,
     heads: &[usize],
@@ -295,11 +372,11 @@ fn near_duplicates(
             *entry = (mirrored, distance);
         }
     }
-    let mut pairs: Vec<DuplicatePair> = best
+    let pairs: Vec<DuplicatePair> = best
         .into_iter()
         .map(|((i, j), (mirrored, distance))| DuplicatePair {
-            a: heads[i as usize],
-            b: heads[j as usize],
+            a: i as usize,
+            b: j as usize,
             kind: if mirrored {
                 MatchKind::Mirrored
             } else {
@@ -308,16 +385,12 @@ fn near_duplicates(
             distance: (f64::from(distance) * 1e4).round() / 1e4,
         })
         .collect();
-    pairs.sort_by(|x, y| {
-        x.distance
-            .total_cmp(&y.distance)
-            .then_with(|| images[x.a].path.cmp(&images[y.a].path))
-    });
     let stats = SearchStats {
         pictures: n,
         checked: candidates.len(),
         search_seconds,
         check_seconds: checking.elapsed().as_secs_f64(),
+        reused: false,
     };
     (pairs, stats)
 }

@@ -17,7 +17,7 @@ use crate::neighbours;
 /// Perplexity of the map (openTSNE's and scikit-learn's default).
 const PERPLEXITY: f32 = 30.0;
 const EXAGGERATION_ITERATIONS: usize = 250;
-const ITERATIONS: usize = 750;
+pub const ITERATIONS: usize = 750;
 const EXAGGERATION: f32 = 12.0;
 
 /// 2-D coordinates of each row of `vectors` (unit rows, first columns = leading principal

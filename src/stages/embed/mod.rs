@@ -23,15 +23,14 @@ pub mod findings;
 pub mod map;
 pub mod pca;
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use ndarray::Axis;
+use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::config::EmbedConfig;
-use crate::neighbours::{self, Method, Search};
+use crate::neighbours::{self, Method, Neighbours, Search};
 use crate::stage::Stage;
 use crate::stages::ingest::Ingested;
 
@@ -121,29 +120,65 @@ pub struct EmbedCounts {
     pub neighbours_seconds: f64,
     pub findings_seconds: f64,
     pub map_seconds: f64,
+    /// The pixel part (vectors, neighbours, map) came from the last run: a relabel.
+    #[serde(default)]
+    pub pixel_part_reused: bool,
+    /// Rows whose neighbours were searched in this run.
+    #[serde(default)]
+    pub neighbours_searched: usize,
+    /// t-SNE iterations run in this run.
+    #[serde(default)]
+    pub map_iterations: usize,
 }
 
-/// What the stage hands back besides its artifact: the feature store to keep for the next
-/// run, when it gained vectors (`None`: the previous store, if any, is still complete).
+/// The part of the stage that depends on pixels alone, in canonical row order (images sorted
+/// by pixel hash, then by their place in the table): the reduced vectors, every row's
+/// neighbours and the map. It is reused as long as the pictures (with their multiplicity) and
+/// the settings it reads are the same, so a relabel or a moved file redoes none of it.
+/// Images with the same pixels have the same vector, so which of them takes which of their
+/// rows changes nothing in canonical space.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PixelPart {
+    /// [`pixel_key`] of the inputs it was made from.
+    pub key: u64,
+    pub features: String,
+    pub feature_dims: usize,
+    pub explained: f64,
+    pub rows: usize,
+    pub components: usize,
+    /// `rows x components`, row-major.
+    pub vectors: Vec<f32>,
+    pub neighbours: Neighbours,
+    /// Canonical rows on the map, ascending, and their coordinates.
+    pub map_rows: Vec<u32>,
+    pub map_points: Vec<[f32; 2]>,
+    pub map_failed: bool,
+}
+
+/// What the pipeline hands the stage from earlier runs.
+pub struct Previous<'a> {
+    /// The pixel part of the last run, if one could be read.
+    pub pixel: Option<PixelPart>,
+    /// Loads the feature store (and notes about a damaged one); called only when the pixel
+    /// part must be computed again.
+    pub features: &'a dyn Fn() -> (Option<FeatureStore>, Vec<String>),
+}
+
+/// What the stage hands back besides its artifact: what to keep for the next run, each only
+/// when it changed (`None`: the stored one is still right).
 pub struct Embedded {
     pub artifact: EmbedArtifact,
     pub store: Option<FeatureStore>,
+    pub pixel: Option<PixelPart>,
 }
 
-/// Runs the stage. `previous` is the feature store of earlier runs (the pipeline loads it);
-/// `notes` are problems met before the stage ran (a damaged store), kept in the artifact.
-pub fn run(
-    ingested: &Ingested,
-    config: &EmbedConfig,
-    previous: Option<FeatureStore>,
-    notes: Vec<String>,
-) -> Embedded {
+/// Runs the stage on the images of `ingested`, reusing what `previous` still covers.
+pub fn run(ingested: &Ingested, config: &EmbedConfig, previous: Previous) -> Embedded {
     let ingest = &ingested.artifact;
     let rows = ingest.images.len();
     let mut artifact = EmbedArtifact {
         method: "none".into(),
         images: rows,
-        notes,
         ..Default::default()
     };
     // Labels as class indices; a label outside the class list (cannot happen for discovered
@@ -165,142 +200,103 @@ pub fn run(
         return Embedded {
             artifact,
             store: None,
+            pixel: None,
         };
     }
-
-    // 1. features
-    let started = Instant::now();
     let embedder = BuiltinFeatures;
-    let key_of = |i: usize| ingest.images[i].pixel_hash;
-    let image_of = |i: usize| {
-        let r = &ingest.images[i];
-        (
-            ingested.thumb_bytes(i),
-            u32::from(r.thumb_width),
-            u32::from(r.thumb_height),
-        )
+    let order = canonical_order(ingested);
+    let key = pixel_key(ingested, &order, config, &embedder);
+    let canonical_labels: Vec<u32> = order.iter().map(|&i| labels[i]).collect();
+    let label_level = Labels {
+        labels: &canonical_labels,
+        classes: class_count,
+        config,
     };
-    let (bytes, store, counts) =
-        features::compute(&embedder, rows, &key_of, &image_of, previous.as_ref());
-    drop(previous);
-    // Only a store that gained vectors needs writing again.
-    let store = (counts.computed > 0).then_some(store);
-    artifact.features = embedder.id();
-    artifact.feature_dims = embedder.dims();
-    artifact.counts.features_computed = counts.computed;
-    artifact.counts.features_reused = counts.reused;
-    artifact.counts.features_seconds = started.elapsed().as_secs_f64();
 
-    // 2. reduce
-    let started = Instant::now();
-    let reduced = pca::reduce(
-        &bytes,
-        embedder.dims(),
-        &embedder.blocks(),
-        config.components,
-        config.seed,
-    );
-    drop(bytes);
-    let vectors = reduced.vectors;
-    artifact.components = vectors.ncols();
-    artifact.explained_variance = reduced.explained;
-    artifact.counts.pca_seconds = started.elapsed().as_secs_f64();
-
-    // 5. the map, on a thread of its own beside steps 3 and 4 (see map::tsne).
-    let chosen = map_sample(ingested, config);
-    let sample = vectors.select(Axis(0), &chosen);
-    let (map_result, map_seconds) = std::thread::scope(|scope| {
-        let map_thread = scope.spawn(move || {
+    let reused = previous.pixel.filter(|p| p.key == key && p.rows == rows);
+    let (part, found, store, fresh_part) = match reused {
+        Some(part) => {
             let started = Instant::now();
-            // bhtsne asserts on inputs it does not expect; a failed map must not cost the report.
-            let points =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map::tsne(sample.view())));
-            (points, started.elapsed().as_secs_f64())
-        });
-        // 3. neighbours
-        let started = Instant::now();
-        let neighbours = neighbours::search(
-            vectors.view(),
-            vectors.view(),
-            config.neighbours,
-            &ALL_PAIRS,
-        );
-        artifact.k = neighbours.k();
-        artifact.counts.neighbours_seconds = started.elapsed().as_secs_f64();
-
-        // 4. findings
-        let started = Instant::now();
-        let evidence = findings::Evidence {
-            classes: class_count,
-            neighbours: findings::neighbour_vote(&neighbours, &labels, class_count),
-            model: findings::out_of_fold_model(vectors.view(), &labels, class_count, config.seed),
-        };
-        let evidence_of = |i: usize| -> Vec<u32> {
-            if neighbours.k() == 0 {
-                Vec::new()
-            } else {
-                neighbours.of(i).iter().take(EVIDENCE).copied().collect()
-            }
-        };
-        let issues = findings::label_issues(&evidence, &labels);
-        artifact.label_issue_total = issues.len();
-        artifact.label_issues = issues
-            .into_iter()
-            .take(config.label_issues)
-            .map(|issue| Finding {
-                image: issue.image,
-                score: issue.score,
-                neighbours: evidence_of(issue.image),
-                detail: issue,
-            })
-            .collect();
-        let outlier_scores = findings::outlier_scores(&neighbours, rows);
-        let mut by_score: Vec<usize> = (0..rows).collect();
-        by_score.sort_by(|&a, &b| {
-            outlier_scores[b]
-                .total_cmp(&outlier_scores[a])
-                .then(a.cmp(&b))
-        });
-        artifact.outliers = by_score
-            .into_iter()
-            .take(config.outliers)
-            .map(|i| Finding {
-                image: i,
-                detail: outlier_scores[i],
-                score: outlier_scores[i],
-                neighbours: evidence_of(i),
-            })
-            .collect();
-        artifact.confusion = findings::confusion(&neighbours, &labels, class_count);
-        let right = (0..rows)
-            .filter(|&i| {
-                let votes = &evidence.neighbours[i * class_count..(i + 1) * class_count];
-                let best = (0..class_count)
-                    .max_by(|&a, &b| votes[a].total_cmp(&votes[b]).then(b.cmp(&a)))
-                    .unwrap_or(0);
-                best == labels[i] as usize
-            })
-            .count();
-        artifact.vote_accuracy = right as f32 / rows as f32;
-        drop(neighbours);
-        artifact.counts.findings_seconds = started.elapsed().as_secs_f64();
-
-        // The thread catches its own panics; a failed join is treated the same way.
-        map_thread.join().unwrap_or_else(|panic| (Err(panic), 0.0))
-    });
-    drop(vectors);
-    let started = Instant::now();
-    let points = match map_result {
-        Ok(points) => points,
-        Err(_) => {
-            artifact
-                .notes
-                .push("the t-SNE map could not be computed; it is left out".into());
-            Vec::new()
+            let vectors = part_vectors(&part);
+            let found = label_level.findings(vectors.view(), &part.neighbours);
+            artifact.counts.findings_seconds = started.elapsed().as_secs_f64();
+            artifact.counts.pixel_part_reused = true;
+            (part, found, None, false)
+        }
+        None => {
+            let (features, notes) = (previous.features)();
+            artifact.notes.extend(notes);
+            let (part, found, store) = compute_pixel_part(
+                ingested,
+                &order,
+                key,
+                config,
+                &embedder,
+                features,
+                &label_level,
+                &mut artifact.counts,
+            );
+            (part, found, store, true)
         }
     };
-    let mapped_labels: Vec<u32> = chosen.iter().map(|&i| labels[i]).collect();
-    let map_agreement = map::neighbour_agreement_2d(&points, &mapped_labels, MAP_AGREEMENT_K);
+    if part.map_failed {
+        artifact
+            .notes
+            .push("the t-SNE map could not be computed; it is left out".into());
+    }
+    artifact.features = part.features.clone();
+    artifact.feature_dims = part.feature_dims;
+    artifact.components = part.components;
+    artifact.explained_variance = part.explained;
+    artifact.k = part.neighbours.k();
+
+    // Back from canonical rows to image-table indices.
+    let image = |row: u32| order[row as usize] as u32;
+    let evidence_of = |row: usize| -> Vec<u32> {
+        part.neighbours
+            .of(row)
+            .iter()
+            .take(EVIDENCE)
+            .map(|&n| image(n))
+            .collect()
+    };
+    artifact.label_issue_total = found.issues.len();
+    artifact.label_issues = found
+        .issues
+        .into_iter()
+        .take(config.label_issues)
+        .map(|mut issue| {
+            let row = issue.image;
+            issue.image = order[row];
+            Finding {
+                image: issue.image,
+                score: issue.score,
+                neighbours: evidence_of(row),
+                detail: issue,
+            }
+        })
+        .collect();
+    artifact.outliers = found
+        .outliers
+        .into_iter()
+        .map(|(row, score)| Finding {
+            image: order[row],
+            detail: score,
+            score,
+            neighbours: evidence_of(row),
+        })
+        .collect();
+    artifact.confusion = found.confusion;
+    artifact.vote_accuracy = found.vote_accuracy;
+
+    let started = Instant::now();
+    let mapped_labels: Vec<u32> = part
+        .map_rows
+        .iter()
+        .map(|&r| canonical_labels[r as usize])
+        .collect();
+    let map_agreement =
+        map::neighbour_agreement_2d(&part.map_points, &mapped_labels, MAP_AGREEMENT_K);
     artifact.separation = (0..class_count)
         .map(|c| ClassSeparation {
             images: labels.iter().filter(|&&l| l as usize == c).count(),
@@ -320,50 +316,270 @@ pub fn run(
             0.0
         };
     }
-    artifact.map = chosen
+    artifact.map = part
+        .map_rows
         .iter()
-        .zip(&points)
-        .map(|(&i, p)| MapPoint {
-            image: i as u32,
+        .zip(&part.map_points)
+        .map(|(&row, p)| MapPoint {
+            image: image(row),
             x: p[0],
             y: p[1],
         })
         .collect();
+    artifact.map.sort_by_key(|p| p.image);
     if !artifact.map.is_empty() {
         artifact.method = "tsne".into();
     }
     artifact.points = artifact.map.len();
     artifact.labels = labels;
-    artifact.counts.map_seconds = map_seconds + started.elapsed().as_secs_f64();
-    Embedded { artifact, store }
+    artifact.counts.map_seconds += started.elapsed().as_secs_f64();
+    Embedded {
+        artifact,
+        store,
+        pixel: fresh_part.then_some(part),
+    }
 }
 
-/// At most `map_points` images, stratified by (split, class): each group contributes in
-/// proportion to its size (at least one image), its members ranked by a seeded hash of
-/// their content and path, so one changed file moves at most itself in or out of the map.
-fn map_sample(ingested: &Ingested, config: &EmbedConfig) -> Vec<usize> {
+/// Image-table indices in canonical order: by pixel hash, then by place in the table.
+fn canonical_order(ingested: &Ingested) -> Vec<usize> {
     let images = &ingested.artifact.images;
-    let total = images.len();
-    if total <= config.map_points {
-        return (0..total).collect();
+    let mut order: Vec<usize> = (0..images.len()).collect();
+    order.sort_by_key(|&i| (images[i].pixel_hash, i));
+    order
+}
+
+/// What the pixel part depends on: the pictures in canonical order (so their multiplicity),
+/// how their thumbnails were made, the feature source and the settings it reads. Labels,
+/// paths and the other settings (how many findings to keep) are not in it.
+fn pixel_key(
+    ingested: &Ingested,
+    order: &[usize],
+    config: &EmbedConfig,
+    embedder: &dyn Embedder,
+) -> u64 {
+    let mut hasher = Xxh3::new();
+    hasher.update(&VERSION.to_le_bytes());
+    hasher.update(embedder.id().as_bytes());
+    hasher.update(&(embedder.dims() as u64).to_le_bytes());
+    let decoded = &ingested.artifact.decoded_with;
+    hasher.update(&u64::from(decoded.thumbnail_size).to_le_bytes());
+    for setting in [
+        config.seed,
+        config.components as u64,
+        config.neighbours as u64,
+        config.map_points as u64,
+    ] {
+        hasher.update(&setting.to_le_bytes());
     }
-    let mut groups: BTreeMap<(&str, &str), Vec<(u64, usize)>> = BTreeMap::new();
-    for (i, r) in images.iter().enumerate() {
+    for &i in order {
+        hasher.update(&ingested.artifact.images[i].pixel_hash.to_le_bytes());
+    }
+    hasher.digest()
+}
+
+fn part_vectors(part: &PixelPart) -> Array2<f32> {
+    Array2::from_shape_vec((part.rows, part.components), part.vectors.clone())
+        .unwrap_or_else(|_| Array2::zeros((part.rows, 0)))
+}
+
+/// Features, reduction, neighbours and the map, with the label-level findings computed
+/// beside the map (which runs on a thread of its own, see [`map::tsne`]).
+#[allow(clippy::too_many_arguments)]
+fn compute_pixel_part(
+    ingested: &Ingested,
+    order: &[usize],
+    key: u64,
+    config: &EmbedConfig,
+    embedder: &BuiltinFeatures,
+    previous_store: Option<FeatureStore>,
+    label_level: &Labels,
+    counts: &mut EmbedCounts,
+) -> (PixelPart, Found, Option<FeatureStore>) {
+    let ingest = &ingested.artifact;
+    let rows = order.len();
+
+    // 1. features
+    let started = Instant::now();
+    let key_of = |row: usize| ingest.images[order[row]].pixel_hash;
+    let image_of = |row: usize| {
+        let i = order[row];
+        let r = &ingest.images[i];
+        (
+            ingested.thumb_bytes(i),
+            u32::from(r.thumb_width),
+            u32::from(r.thumb_height),
+        )
+    };
+    let (bytes, store, feature_counts) =
+        features::compute(embedder, rows, &key_of, &image_of, previous_store.as_ref());
+    drop(previous_store);
+    // Only a store that gained vectors needs writing again.
+    let store = (feature_counts.computed > 0).then_some(store);
+    counts.features_computed = feature_counts.computed;
+    counts.features_reused = feature_counts.reused;
+    counts.features_seconds = started.elapsed().as_secs_f64();
+
+    // 2. reduce
+    let started = Instant::now();
+    let reduced = pca::reduce(
+        &bytes,
+        embedder.dims(),
+        &embedder.blocks(),
+        config.components,
+        config.seed,
+    );
+    drop(bytes);
+    let vectors = reduced.vectors;
+    counts.pca_seconds = started.elapsed().as_secs_f64();
+
+    // 5. the map, on a thread of its own beside steps 3 and 4 (see map::tsne).
+    let map_rows = map_sample(ingested, order, config);
+    let chosen: Vec<usize> = map_rows.iter().map(|&r| r as usize).collect();
+    let sample = vectors.select(Axis(0), &chosen);
+    let (map_result, map_seconds, neighbours, found) = std::thread::scope(|scope| {
+        let map_thread = scope.spawn(move || {
+            let started = Instant::now();
+            // bhtsne asserts on inputs it does not expect; a failed map must not cost the report.
+            let points =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map::tsne(sample.view())));
+            (points, started.elapsed().as_secs_f64())
+        });
+        // 3. neighbours
+        let started = Instant::now();
+        let neighbours = neighbours::search(
+            vectors.view(),
+            vectors.view(),
+            config.neighbours,
+            &ALL_PAIRS,
+        );
+        counts.neighbours_seconds = started.elapsed().as_secs_f64();
+        counts.neighbours_searched = rows;
+
+        // 4. findings
+        let started = Instant::now();
+        let found = label_level.findings(vectors.view(), &neighbours);
+        counts.findings_seconds = started.elapsed().as_secs_f64();
+
+        // The thread catches its own panics; a failed join is treated the same way.
+        let (points, seconds) = map_thread.join().unwrap_or_else(|panic| (Err(panic), 0.0));
+        (points, seconds, neighbours, found)
+    });
+    counts.map_seconds = map_seconds;
+    let (map_points, map_failed) = match map_result {
+        Ok(points) => {
+            counts.map_iterations = if points.is_empty() {
+                0
+            } else {
+                map::ITERATIONS
+            };
+            (points, false)
+        }
+        Err(_) => (Vec::new(), true),
+    };
+    let part = PixelPart {
+        key,
+        features: embedder.id(),
+        feature_dims: embedder.dims(),
+        explained: reduced.explained,
+        rows,
+        components: vectors.ncols(),
+        vectors: vectors.iter().copied().collect(),
+        neighbours,
+        map_rows: if map_failed { Vec::new() } else { map_rows },
+        map_points,
+        map_failed,
+    };
+    (part, found, store)
+}
+
+/// The label-level half: everything that reads labels, computed from the pixel part.
+struct Labels<'a> {
+    /// Per canonical row.
+    labels: &'a [u32],
+    classes: usize,
+    config: &'a EmbedConfig,
+}
+
+/// Label-level findings in canonical rows.
+struct Found {
+    issues: Vec<findings::LabelIssue>,
+    outliers: Vec<(usize, f32)>,
+    confusion: Vec<Vec<f32>>,
+    vote_accuracy: f32,
+}
+
+impl Labels<'_> {
+    fn findings(&self, vectors: ArrayView2<f32>, neighbours: &Neighbours) -> Found {
+        let (labels, classes) = (self.labels, self.classes);
+        let rows = labels.len();
+        let evidence = findings::Evidence {
+            classes,
+            neighbours: findings::neighbour_vote(neighbours, labels, classes),
+            model: findings::out_of_fold_model(vectors, labels, classes, self.config.seed),
+        };
+        let issues = findings::label_issues(&evidence, labels);
+        let outlier_scores = findings::outlier_scores(neighbours, rows);
+        let mut by_score: Vec<usize> = (0..rows).collect();
+        by_score.sort_by(|&a, &b| {
+            outlier_scores[b]
+                .total_cmp(&outlier_scores[a])
+                .then(a.cmp(&b))
+        });
+        let outliers = by_score
+            .into_iter()
+            .take(self.config.outliers)
+            .map(|i| (i, outlier_scores[i]))
+            .collect();
+        let right = (0..rows)
+            .filter(|&i| {
+                let votes = &evidence.neighbours[i * classes..(i + 1) * classes];
+                let best = (0..classes)
+                    .max_by(|&a, &b| votes[a].total_cmp(&votes[b]).then(b.cmp(&a)))
+                    .unwrap_or(0);
+                best == labels[i] as usize
+            })
+            .count();
+        Found {
+            issues,
+            outliers,
+            confusion: findings::confusion(neighbours, labels, classes),
+            vote_accuracy: right as f32 / rows as f32,
+        }
+    }
+}
+
+/// At most `map_points` canonical rows, ascending: those with the lowest seeded hash of
+/// their pixels (and, for identical pictures, which copy they are). Pixels only, so a
+/// relabel never changes the map; one changed file moves at most itself in or out of it.
+/// Classes are kept in proportion by chance, not by quota: a quota would tie the map to
+/// the labels.
+fn map_sample(ingested: &Ingested, order: &[usize], config: &EmbedConfig) -> Vec<u32> {
+    let images = &ingested.artifact.images;
+    let total = order.len();
+    if total <= config.map_points {
+        return (0..total as u32).collect();
+    }
+    let mut ranked: Vec<(u64, u32)> = Vec::with_capacity(total);
+    let mut copy = 0u64;
+    for (row, &i) in order.iter().enumerate() {
+        let pixels = images[i].pixel_hash;
+        copy = if row > 0 && images[order[row - 1]].pixel_hash == pixels {
+            copy + 1
+        } else {
+            0
+        };
         let mut hasher = Xxh3::new();
         hasher.update(&config.seed.to_le_bytes());
-        hasher.update(&r.content_hash.to_le_bytes());
-        hasher.update(r.path.as_bytes());
-        groups
-            .entry((r.split.as_deref().unwrap_or(""), r.label.as_str()))
-            .or_default()
-            .push((hasher.digest(), i));
+        hasher.update(&pixels.to_le_bytes());
+        hasher.update(&copy.to_le_bytes());
+        ranked.push((hasher.digest(), row as u32));
     }
-    let mut chosen = Vec::with_capacity(config.map_points);
-    for members in groups.values_mut() {
-        members.sort_unstable();
-        let quota = (members.len() * config.map_points / total).max(1);
-        chosen.extend(members.iter().take(quota).map(|&(_, i)| i));
-    }
+    ranked.sort_unstable();
+    let mut chosen: Vec<u32> = ranked
+        .into_iter()
+        .take(config.map_points)
+        .map(|(_, row)| row)
+        .collect();
     chosen.sort_unstable();
     chosen
 }
