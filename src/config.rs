@@ -154,7 +154,8 @@ pub struct EmbedConfig {
     pub components: usize,
     /// Nearest neighbours per image, for label issues, outliers and class confusion.
     pub neighbours: usize,
-    /// Most images on the t-SNE map; larger datasets map a stratified sample of this size.
+    /// Most images on the t-SNE map; larger datasets map a seeded random sample of
+    /// this size, chosen by pixels so that a relabel keeps the map.
     pub map_points: usize,
     /// Label-issue candidates kept (report.json lists them all, the page the first ones).
     pub label_issues: usize,

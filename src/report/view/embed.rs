@@ -339,7 +339,7 @@ fn map_view(
     );
     let note = if embed.points < embed.images {
         format!(
-            "{} of {} images, a sample stratified by split and class (setting embed.map_points).",
+            "{} of {} images, a seeded random sample chosen by pixels, so relabelling keeps the map (setting embed.map_points).",
             thousands(embed.points as u64),
             thousands(embed.images as u64)
         )

@@ -28,7 +28,8 @@ use crate::stage::Stage;
 use crate::stages::ingest::Ingested;
 
 pub const STAGE: Stage = Stage::Dedup;
-pub const VERSION: u32 = 2;
+/// 3: the near pairs are a pixel-level part reused across relabels (`SearchStats::reused`).
+pub const VERSION: u32 = 3;
 
 /// Fixed so that reports are reproducible; only the k-means cells depend on it.
 const SEARCH_SEED: u64 = 0x5eed_d00d;

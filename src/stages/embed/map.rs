@@ -1,4 +1,4 @@
-//! The 2-D map: t-SNE of a stratified sample, by the bhtsne crate's FFT-interpolated
+//! The 2-D map: t-SNE of a seeded sample, by the bhtsne crate's FFT-interpolated
 //! gradient (FIt-SNE; Barnes-Hut below 5,000 points) fed with neighbours computed here.
 //!
 //! bhtsne's own neighbour search (a vantage-point tree) took most of its time on CIFAR-10;

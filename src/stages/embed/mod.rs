@@ -9,14 +9,20 @@
 //!    image;
 //! 4. findings ([`findings`]): label issues (neighbour vote + out-of-fold linear model),
 //!    outliers, the class-confusion matrix, per-class neighbour agreement;
-//! 5. map ([`map`]): t-SNE of a seeded sample stratified by split and class, at most
+//! 5. map ([`map`]): t-SNE of a seeded sample chosen by pixels ([`map_sample`]), at most
 //!    `embed.map_points` images. It runs on one thread (for a repeatable map) beside steps 3
 //!    and 4, so their timings overlap.
 //!
+//! Steps 1-3 and 5 read pixels only; they form the [`PixelPart`], computed in canonical row
+//! order (images by pixel hash) and reused whole while the pictures are the same, so a
+//! relabel reruns step 4 alone and a rerun's artifact equals a cold run's. Step 4 reads the
+//! labels in the same canonical order; indices are mapped back to the image table at the end.
+//!
 //! Everything is seeded by `embed.seed`: the same data and settings give the same artifact.
-//! The stage never touches the cache: the pipeline hands it the previous feature store and
-//! stores the one it returns. A damaged store is not an error; every vector is computed
-//! again and the artifact says so. Invariant: every index in the artifact is an index into the ingest image table.
+//! The stage never touches the cache: the pipeline hands it the previous pixel part (and,
+//! when that must be redone, the feature store) and stores what it returns. A damaged store
+//! is not an error; every vector is computed again and the artifact says so. Invariant:
+//! every index in the artifact is an index into the ingest image table.
 
 pub mod features;
 pub mod findings;
@@ -37,7 +43,8 @@ use crate::stages::ingest::Ingested;
 use features::{BuiltinFeatures, Embedder, FeatureStore};
 
 pub const STAGE: Stage = Stage::Embed;
-pub const VERSION: u32 = 4;
+/// 5: canonical row order, a pixel-only map sample, and the pixel part reused across relabels.
+pub const VERSION: u32 = 5;
 
 /// Neighbours shown as evidence beside each label issue and outlier.
 pub const EVIDENCE: usize = 8;
