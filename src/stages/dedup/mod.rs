@@ -7,8 +7,12 @@
 //!
 //! Near duplicates are found once per distinct picture in two steps: a cheap candidate search
 //! over small descriptors ([`search`], about N·√N), then a careful alignment of each candidate
-//! pair ([`near`]), which alone decides. A pair is kept when its distance is within
-//! `dedup.near_threshold`. Exact groups and near pairs then join into groups (connected
+//! pair ([`near`]), which alone decides. Two tiers come out of it: a pair within
+//! `dedup.near_threshold` is a copy (confident: it joins groups, counts as leakage and drives
+//! the alerts); one beyond it but within `dedup.possible_threshold` is a possible copy, listed
+//! apart for a person to review (the same object photographed again, or a copy edited more
+//! than the check can tell from a look-alike), with what kept it out of the first tier.
+//! Exact groups and copies then join into groups (connected
 //! components); a pair whose images sit in different splits is leakage, a group whose images
 //! carry different labels is a certain label error or a certain ambiguity.
 
@@ -27,7 +31,7 @@ use crate::progress::Progress;
 use crate::stages::ingest::Ingested;
 
 pub const NAME: &str = "dedup";
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Fixed so that reports are reproducible; only the k-means cells depend on it.
 const SEARCH_SEED: u64 = 0x5eed_d00d;
@@ -78,6 +82,57 @@ pub struct DuplicatePair {
     pub distance: f64,
 }
 
+/// What kept a possible copy out of the confident tier: the weakest of the check's
+/// correlations at the best alignment (see [`near::align`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Borderline {
+    /// The colours disagree more than a recolouring of the same picture would explain.
+    Colour,
+    /// The fine detail (edges, texture) agrees less than a copy's does.
+    Detail,
+    /// The grey levels themselves agree only loosely.
+    Grey,
+}
+
+impl Borderline {
+    pub fn name(self) -> &'static str {
+        match self {
+            Borderline::Colour => "colour",
+            Borderline::Detail => "detail",
+            Borderline::Grey => "grey",
+        }
+    }
+
+    /// Words for the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Borderline::Colour => "colours differ",
+            Borderline::Detail => "fine detail differs",
+            Borderline::Grey => "shapes only roughly agree",
+        }
+    }
+
+    fn of(alignment: &near::Alignment) -> Borderline {
+        let detail_loss = alignment.correlation - alignment.detail_robust;
+        let grey_loss = 1.0 - alignment.correlation;
+        let colour_loss = 1.0 - alignment.colour_channels;
+        if colour_loss >= grey_loss.max(detail_loss) {
+            Borderline::Colour
+        } else if detail_loss >= grey_loss {
+            Borderline::Detail
+        } else {
+            Borderline::Grey
+        }
+    }
+}
+
+/// A pair within `dedup.possible_threshold` but beyond `dedup.near_threshold`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PossiblePair {
+    pub pair: DuplicatePair,
+    pub why: Borderline,
+}
+
 /// A connected component of exact groups and near pairs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DuplicateGroup {
@@ -111,6 +166,8 @@ pub struct DedupArtifact {
     pub cross_split: Vec<DuplicatePair>,
     /// Indices into `groups` of the groups whose members carry more than one label.
     pub conflicting_labels: Vec<usize>,
+    /// Possible copies (the second tier), closest first; in no group and no other list.
+    pub possible_pairs: Vec<PossiblePair>,
     pub search: SearchStats,
     /// The settings it was made with, for the report's description of the method.
     pub settings: DedupConfig,
@@ -152,8 +209,9 @@ pub fn run(ingested: &Ingested, config: &DedupConfig, progress: &Progress) -> De
 
     if config.near {
         let heads: Vec<usize> = pictures.iter().map(|m| m[0]).collect();
-        let (pairs, stats) = near_duplicates(ingested, &heads, config, progress);
+        let (pairs, possible, stats) = near_duplicates(ingested, &heads, config, progress);
         artifact.near_pairs = pairs;
+        artifact.possible_pairs = possible;
         artifact.search = stats;
     }
 
@@ -173,13 +231,14 @@ pub fn run(ingested: &Ingested, config: &DedupConfig, progress: &Progress) -> De
     artifact
 }
 
-/// Near-duplicate pairs between distinct pictures (`heads` are image indices), closest first.
+/// Near-duplicate pairs between distinct pictures (`heads` are image indices), closest first:
+/// the copies, then the possible copies.
 fn near_duplicates(
     ingested: &Ingested,
     heads: &[usize],
     config: &DedupConfig,
     progress: &Progress,
-) -> (Vec<DuplicatePair>, SearchStats) {
+) -> (Vec<DuplicatePair>, Vec<PossiblePair>, SearchStats) {
     let started = Instant::now();
     let images = &ingested.artifact.images;
     let bar = progress.bar(heads.len() as u64 * 2, "dedup");
@@ -244,7 +303,8 @@ fn near_duplicates(
             )
         })
         .collect::<Vec<_>>();
-    let checked: Vec<(u32, u32, bool, f32)> = checked
+    let horizon = config.possible_threshold.max(config.near_threshold);
+    let checked: Vec<(u32, u32, bool, near::Alignment)> = checked
         .par_iter()
         .map(|&(i, j, mirrored)| {
             let alignment = near::align(
@@ -253,19 +313,20 @@ fn near_duplicates(
                 mirrored,
                 max_shift,
             );
-            (i, j, mirrored, alignment.distance)
+            (i, j, mirrored, alignment)
         })
-        .filter(|c| f64::from(c.3) <= config.near_threshold)
+        .filter(|c| f64::from(c.3.distance) <= horizon)
         .collect();
     bar.inc(n as u64);
     bar.finish_and_clear();
 
     // A symmetric picture matches its copy both ways; the straight match wins unless the
     // mirrored one is clearly closer.
-    let mut best: BTreeMap<(u32, u32), (bool, f32)> = BTreeMap::new();
-    for (i, j, mirrored, distance) in checked {
-        let entry = best.entry((i, j)).or_insert((mirrored, distance));
-        let (was_mirrored, was) = *entry;
+    let mut best: BTreeMap<(u32, u32), (bool, near::Alignment)> = BTreeMap::new();
+    for (i, j, mirrored, alignment) in checked {
+        let entry = best.entry((i, j)).or_insert((mirrored, alignment));
+        let (was_mirrored, was) = (entry.0, entry.1.distance);
+        let distance = alignment.distance;
         let better = if mirrored == was_mirrored {
             distance < was
         } else if mirrored {
@@ -274,12 +335,13 @@ fn near_duplicates(
             distance <= was + 0.05
         };
         if better {
-            *entry = (mirrored, distance);
+            *entry = (mirrored, alignment);
         }
     }
-    let mut pairs: Vec<DuplicatePair> = best
-        .into_iter()
-        .map(|((i, j), (mirrored, distance))| DuplicatePair {
+    let mut pairs = Vec::new();
+    let mut possible = Vec::new();
+    for ((i, j), (mirrored, alignment)) in best {
+        let pair = DuplicatePair {
             a: heads[i as usize],
             b: heads[j as usize],
             kind: if mirrored {
@@ -287,21 +349,31 @@ fn near_duplicates(
             } else {
                 MatchKind::Near
             },
-            distance: (f64::from(distance) * 1e4).round() / 1e4,
-        })
-        .collect();
-    pairs.sort_by(|x, y| {
+            distance: (f64::from(alignment.distance) * 1e4).round() / 1e4,
+        };
+        if pair.distance <= config.near_threshold {
+            pairs.push(pair);
+        } else {
+            possible.push(PossiblePair {
+                pair,
+                why: Borderline::of(&alignment),
+            });
+        }
+    }
+    let order = |x: &DuplicatePair, y: &DuplicatePair| {
         x.distance
             .total_cmp(&y.distance)
             .then_with(|| images[x.a].path.cmp(&images[y.a].path))
-    });
+    };
+    pairs.sort_by(order);
+    possible.sort_by(|x, y| order(&x.pair, &y.pair));
     let stats = SearchStats {
         pictures: n,
         checked: candidates.len(),
         search_seconds,
         check_seconds: checking.elapsed().as_secs_f64(),
     };
-    (pairs, stats)
+    (pairs, possible, stats)
 }
 
 /// Connected components of exact groups and near pairs, biggest first.
