@@ -95,7 +95,17 @@ fn main() -> anyhow::Result<()> {
             .par_chunks_mut(dims)
             .zip(&pictures)
             .for_each(|(out, p)| near::cropped_descriptor(&p.grey, crop, out));
-        let more = search::nearest(base, cropped.view(), k2 + 1, 0x5eed_d00e);
+        let more = if std::env::var("SAME").is_ok() {
+            let all =
+                ndarray::concatenate(ndarray::Axis(0), &[queries.view(), cropped.view()]).unwrap();
+            let t = Instant::now();
+            let r = search::nearest(base, all.view(), k2 + 1, 0x5eed_d00d);
+            println!("one call {:.2}s", t.elapsed().as_secs_f64());
+            found = r[..2 * n].to_vec();
+            r[2 * n..].to_vec()
+        } else {
+            search::nearest(base, cropped.view(), k2 + 1, 0x5eed_d00e)
+        };
         // Straight only: queries 0..n.
         for (q, list) in more.into_iter().enumerate() {
             found[q].extend(list);
@@ -163,6 +173,24 @@ fn main() -> anyhow::Result<()> {
         .chain(&test_pairs)
         .map(|&(a, b)| key(a, b))
         .collect();
+    let t0 = Instant::now();
+    let passing: Vec<(u32, u32, bool)> = candidates
+        .par_iter()
+        .copied()
+        .filter(|&(i, j, m)| near::plausible(&pictures[i as usize], &pictures[j as usize], m, 3))
+        .collect();
+    let plausible_s = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let _aligned: Vec<f32> = passing
+        .par_iter()
+        .map(|&(i, j, m)| near::align(&pictures[i as usize], &pictures[j as usize], m, 3).distance)
+        .collect();
+    println!(
+        "plausible {plausible_s:.2}s ({} of {} pass), align {:.2}s",
+        passing.len(),
+        candidates.len(),
+        t0.elapsed().as_secs_f64()
+    );
     let checking = Instant::now();
     let checked: Vec<(u32, u32, bool, bool, near::Alignment)> = candidates
         .par_iter()
@@ -187,7 +215,7 @@ fn main() -> anyhow::Result<()> {
     for &(i, j, m, ok, al) in &checked {
         writeln!(
             out,
-            "{}\t{}\t{}\t{}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{:.3}\t{:.3}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{:.3}\t{:.3}\t{}\t{}\t{}",
             paths[i as usize],
             paths[j as usize],
             m,

@@ -53,6 +53,20 @@ pub struct Picture {
     half: Box<[f32; HALF_AREA]>,
     /// And at a quarter (4x4 means), for the quicker one before it.
     quarter: [f32; QUARTER_AREA],
+    /// The same two of the picture's centre crop (zoomed by `PLAUSIBLE_ZOOM`), made once
+    /// here rather than once per candidate pair.
+    half_crop: Box<[f32; HALF_AREA]>,
+    quarter_crop: [f32; QUARTER_AREA],
+}
+
+impl Picture {
+    fn quarter_half(&self, crop: bool) -> (&[f32; QUARTER_AREA], &[f32; HALF_AREA]) {
+        if crop {
+            (&self.quarter_crop, &self.half_crop)
+        } else {
+            (&self.quarter, &self.half)
+        }
+    }
 }
 
 const QUARTER: usize = SIDE / 4;
@@ -112,11 +126,17 @@ pub fn canonical(rgb: &[u8], width: u32, height: u32) -> Picture {
                 (half[i] + half[i + 1] + half[i + HALF] + half[i + HALF + 1]) * 0.25;
         }
     }
+    let mut half_crop = Box::new([0f32; HALF_AREA]);
+    zoom(&half[..], HALF, PLAUSIBLE_ZOOM, &mut half_crop[..]);
+    let mut quarter_crop = [0f32; QUARTER_AREA];
+    zoom(&quarter, QUARTER, PLAUSIBLE_ZOOM, &mut quarter_crop);
     Picture {
         grey,
         colour,
         half,
         quarter,
+        half_crop,
+        quarter_crop,
     }
 }
 
@@ -124,41 +144,42 @@ pub fn canonical(rgb: &[u8], width: u32, height: u32) -> Picture {
 /// quarter-size and then the half-size grey images correlate well at some small shift, at
 /// zoom 1 or with either picture cropped by `PLAUSIBLE_ZOOM` (copies are often crops).
 pub fn plausible(a: &Picture, b: &Picture, mirrored: bool, max_shift: i32) -> bool {
-    plausible_onto(a, b, mirrored, max_shift, 1.0)
-        || plausible_onto(a, b, mirrored, max_shift, PLAUSIBLE_ZOOM)
-        || plausible_onto(b, a, mirrored, max_shift, PLAUSIBLE_ZOOM)
+    let (a_straight, b_straight) = (a.quarter_half(false), b.quarter_half(false));
+    plausible_onto(a_straight, b_straight, mirrored, max_shift)
+        || plausible_onto(a_straight, b.quarter_half(true), mirrored, max_shift)
+        || plausible_onto(b_straight, a.quarter_half(true), mirrored, max_shift)
 }
 
-fn plausible_onto(a: &Picture, b: &Picture, mirrored: bool, max_shift: i32, factor: f32) -> bool {
-    let mut b_quarter: [f32; QUARTER_AREA] = std::array::from_fn(|i| {
+/// Whether `b` (its quarter- and half-size images, mirrored first if asked) lies on `a`.
+fn plausible_onto(
+    (a_quarter, a_half): (&[f32; QUARTER_AREA], &[f32; HALF_AREA]),
+    (b_quarter, b_half): (&[f32; QUARTER_AREA], &[f32; HALF_AREA]),
+    mirrored: bool,
+    max_shift: i32,
+) -> bool {
+    let b_quarter: [f32; QUARTER_AREA] = std::array::from_fn(|i| {
         let (y, x) = (i / QUARTER, i % QUARTER);
-        b.quarter[y * QUARTER + if mirrored { QUARTER - 1 - x } else { x }]
+        b_quarter[y * QUARTER + if mirrored { QUARTER - 1 - x } else { x }]
     });
-    if factor != 1.0 {
-        let source = b_quarter;
-        zoom(&source, QUARTER, factor, &mut b_quarter);
-    }
-    let window = Window::new(&a.quarter, QUARTER, 1);
+    let window = Window::new(a_quarter, QUARTER, 1);
     let close = (-1..=1)
         .flat_map(|dy| (-1..=1).map(move |dx| (dx, dy)))
         .any(|(dx, dy)| window.correlate(&b_quarter, dx, dy) >= QUARTER_CORRELATION);
     if !close {
         return false;
     }
-    let mut b_half: Vec<f32> = if mirrored {
-        mirrored_half(&b.half)
+    let mirror;
+    let b_half: &[f32] = if mirrored {
+        mirror = mirrored_half(b_half);
+        &mirror
     } else {
-        b.half.to_vec()
+        &b_half[..]
     };
-    if factor != 1.0 {
-        let source = b_half.clone();
-        zoom(&source, HALF, factor, &mut b_half);
-    }
     let shift = (max_shift + 1) / 2;
-    let window = Window::new(&a.half[..], HALF, shift as usize);
+    let window = Window::new(&a_half[..], HALF, shift as usize);
     for dy in -shift..=shift {
         for dx in -shift..=shift {
-            if window.correlate(&b_half, dx, dy) >= QUICK_CORRELATION {
+            if window.correlate(b_half, dx, dy) >= QUICK_CORRELATION {
                 return true;
             }
         }
@@ -166,8 +187,8 @@ fn plausible_onto(a: &Picture, b: &Picture, mirrored: bool, max_shift: i32, fact
     false
 }
 
-fn mirrored_half(half: &[f32; HALF_AREA]) -> Vec<f32> {
-    let mut out = vec![0f32; HALF_AREA];
+fn mirrored_half(half: &[f32; HALF_AREA]) -> [f32; HALF_AREA] {
+    let mut out = [0f32; HALF_AREA];
     for y in 0..HALF {
         for x in 0..HALF {
             out[y * HALF + x] = half[y * HALF + HALF - 1 - x];
@@ -504,13 +525,14 @@ fn moments(a: &[f32], b: &[f32], side: usize, dx: i32, dy: i32, margin: usize) -
 /// smooth shading is taken away. At half size this keeps edges and texture but not the pixel
 /// noise that JPEG re-encoding and resizing add.
 fn detail(image: &[f32], side: usize) -> Vec<f32> {
+    let radius = 1;
     let mut out = vec![0f32; side * side];
     for y in 0..side {
         for x in 0..side {
             let mut sum = 0.0;
             let mut count = 0.0;
-            for ny in y.saturating_sub(1)..(y + 2).min(side) {
-                for nx in x.saturating_sub(1)..(x + 2).min(side) {
+            for ny in y.saturating_sub(radius)..(y + radius + 1).min(side) {
+                for nx in x.saturating_sub(radius)..(x + radius + 1).min(side) {
                     sum += image[ny * side + nx];
                     count += 1.0;
                 }
@@ -634,7 +656,7 @@ pub fn align(a: &Picture, b: &Picture, mirrored: bool, max_shift: i32) -> Alignm
 /// The best (correlation, zoom, dx, dy) of `b` (mirrored if asked) on `a` at half size.
 fn coarse(a: &Picture, b: &Picture, mirrored: bool, max_shift: i32) -> (f32, f32, i32, i32) {
     let b_half = if mirrored {
-        mirrored_half(&b.half)
+        mirrored_half(&b.half).to_vec()
     } else {
         b.half.to_vec()
     };
@@ -675,7 +697,7 @@ fn align_onto(
     let b_full = to_f32(&b.grey, mirrored);
     let a_half = a.half.to_vec();
     let b_half = if mirrored {
-        mirrored_half(&b.half)
+        mirrored_half(&b.half).to_vec()
     } else {
         b.half.to_vec()
     };
