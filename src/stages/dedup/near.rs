@@ -617,10 +617,11 @@ fn colour_correlation(a: &[f32], b: &[f32], side: usize, margin: usize) -> (f32,
     // Each channel on its own scale: a white-balance or saturation change scales the
     // channels differently, which the common scale reads as a colour difference.
     let (mut weighted, mut weights) = (0f32, 0f32);
-    for c in 0..3 {
-        let w = (channel[0][c] * channel[1][c]).sqrt();
+    let [var_a, var_b, cov] = channel;
+    for ((va, vb), vab) in var_a.iter().zip(var_b).zip(cov) {
+        let w = (va * vb).sqrt();
         if w > 1e-6 {
-            weighted += channel[2][c];
+            weighted += vab;
             weights += w;
         }
     }
