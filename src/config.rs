@@ -121,8 +121,10 @@ pub struct DedupConfig {
     /// Look for near duplicates (re-encoded, resized, shifted, colour-shifted copies).
     pub near: bool,
     /// Largest distance (0 = same picture; see `dedup::near::align`) at which two pictures
-    /// count as near duplicates.
+    /// count as copies: the confident tier, which forms groups and counts as leakage.
     pub near_threshold: f64,
+    /// Largest distance at which a pair is still listed, as a possible copy to review.
+    pub possible_threshold: f64,
     /// Largest shift, in pixels of a 32x32 version of the picture, the check tries.
     pub max_shift: u32,
     /// Also look for mirror images (horizontal flips), reported as such.
@@ -136,7 +138,8 @@ impl Default for DedupConfig {
         DedupConfig {
             exact: true,
             near: true,
-            near_threshold: 0.09,
+            near_threshold: 0.11,
+            possible_threshold: 0.16,
             max_shift: 3,
             mirrored: true,
             candidates: 5,
@@ -325,6 +328,13 @@ impl FileConfig {
         real(
             "dedup.near_threshold",
             d.near_threshold,
+            0.0,
+            1.0,
+            "0.0 to 1.0",
+        )?;
+        real(
+            "dedup.possible_threshold",
+            d.possible_threshold,
             0.0,
             1.0,
             "0.0 to 1.0",

@@ -67,6 +67,11 @@ pub struct DuplicatesJson {
     pub near_pairs: Vec<PairJson>,
     pub cross_split: Vec<PairJson>,
     pub conflicting_labels: Vec<Vec<LabelledPath>>,
+    /// The second tier: pairs close enough to review but not confidently copies, closest
+    /// first, each with `tier` "possible" and `why` (what kept it out of the first tier:
+    /// "colour", "detail" or "grey"). They are in no other list: `near_pairs`,
+    /// `cross_split` and `groups` hold copies only (`tier` "copy").
+    pub possible_pairs: Vec<PairJson>,
     /// Connected components of exact groups and near pairs, each with the pairs that join it.
     pub groups: Vec<GroupJson>,
 }
@@ -83,6 +88,10 @@ pub struct PairJson {
     pub b: String,
     pub distance: f64,
     pub kind: &'static str,
+    /// "copy" (confident) or "possible" (to review); see `possible_pairs`.
+    pub tier: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -292,6 +301,8 @@ pub fn build(input: &RenderInput) -> ReportJson {
         b: path(p.b),
         distance: p.distance,
         kind: p.kind.name(),
+        tier: "copy",
+        why: None,
     };
     let (label_issues, outliers, embedding) = embedding_json(input);
     ReportJson {
@@ -335,6 +346,15 @@ pub fn build(input: &RenderInput) -> ReportJson {
                 .collect(),
             near_pairs: dedup.near_pairs.iter().map(pair).collect(),
             cross_split: dedup.cross_split.iter().map(pair).collect(),
+            possible_pairs: dedup
+                .possible_pairs
+                .iter()
+                .map(|p| PairJson {
+                    tier: "possible",
+                    why: Some(p.why.name()),
+                    ..pair(&p.pair)
+                })
+                .collect(),
             conflicting_labels: dedup
                 .conflicting_labels
                 .iter()
@@ -362,6 +382,8 @@ pub fn build(input: &RenderInput) -> ReportJson {
                                 b: path(m),
                                 distance: 0.0,
                                 kind: kind.name(),
+                                tier: "copy",
+                                why: None,
                             })
                         })
                         .chain(g.near.iter().map(|&p| pair(&dedup.near_pairs[p])))

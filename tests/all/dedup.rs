@@ -298,3 +298,134 @@ fn shifted_brightened_and_mirrored_copies_are_found_with_their_kind() {
     );
     assert_eq!(without.len(), 3);
 }
+
+/// The centre `keep` x `keep` of a picture blown up to its size again (a crop), each channel
+/// then scaled on its own (a white-balance and saturation edit).
+fn cropped_and_recoloured(image: &RgbImage, keep: u32) -> RgbImage {
+    let at = (image.width() - keep) / 2;
+    let crop = imageops::crop_imm(image, at, at, keep, keep).to_image();
+    let mut out = imageops::resize(
+        &crop,
+        image.width(),
+        image.height(),
+        imageops::FilterType::Triangle,
+    );
+    out.pixels_mut().for_each(|p| {
+        let [r, g, b] = p.0.map(f32::from);
+        p.0 = [
+            (r * 1.2).min(255.0) as u8,
+            (g * 0.9 + 12.0).min(255.0) as u8,
+            (b * 0.75) as u8,
+        ];
+    });
+    out
+}
+
+/// A small dark object at (`x`, `y`) on one smooth sky-to-sea gradient: many pictures of one
+/// kind of scene (ships at sea) share everything but the object.
+fn object_on_gradient(x: u32, y: u32, seed: u32) -> RgbImage {
+    let mut state = seed.wrapping_mul(2_654_435_761) | 1;
+    RgbImage::from_fn(40, 40, |px, py| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let noise = (state % 7) as f32 - 3.0;
+        let inside = px.abs_diff(x) < 6 && py.abs_diff(y) < 3;
+        let sky = 200.0 - py as f32 * 3.0 + noise;
+        if inside {
+            Rgb([40, 40, 50])
+        } else {
+            Rgb([(sky * 0.7) as u8, (sky * 0.85) as u8, sky.min(255.0) as u8])
+        }
+    })
+}
+
+#[test]
+fn a_recoloured_cropped_copy_is_a_copy_and_a_similar_scene_is_not() {
+    let fx = Fixture::new();
+    let data = fx.data();
+    let original = scene(41);
+    save(&data, "train/cat/a.png", &original);
+    // A crop of 34 of 40 pixels (a zoom of 1.18), recoloured, as a JPEG in the test split.
+    save(
+        &data,
+        "test/cat/a_edited.jpg",
+        &cropped_and_recoloured(&original, 34),
+    );
+    // Two ships at sea: one sky, one sea, the ship elsewhere.
+    save(&data, "train/ship/s1.png", &object_on_gradient(12, 18, 1));
+    save(&data, "test/ship/s2.png", &object_on_gradient(26, 24, 2));
+    for seed in 50..70u32 {
+        let split = if seed % 4 == 0 { "test" } else { "train" };
+        save(&data, &format!("{split}/dog/other{seed}.png"), &scene(seed));
+    }
+    fx.settle();
+
+    let report = fx.report(&[]).report_json();
+    let expected: BTreeSet<((String, String), String)> = [(
+        unordered("train/cat/a.png", "test/cat/a_edited.jpg"),
+        "near".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    assert_eq!(near_pairs(&report), expected);
+    let duplicates = &report["duplicates"];
+    assert_eq!(duplicates["near_pairs"][0]["tier"], "copy");
+    let leaks = string_pairs(&duplicates["cross_split"], "a", "b");
+    assert_eq!(
+        leaks,
+        [(
+            "test/cat/a_edited.jpg".to_string(),
+            "train/cat/a.png".to_string()
+        )]
+        .into_iter()
+        .collect()
+    );
+}
+
+#[test]
+fn a_pair_beyond_the_copy_threshold_is_a_possible_copy_and_no_leakage() {
+    let fx = Fixture::new();
+    let data = fx.data();
+    let original = scene(5);
+    save(&data, "train/cat/a.png", &original);
+    save(
+        &data,
+        "test/cat/a_edited.jpg",
+        &cropped_and_recoloured(&original, 36),
+    );
+    for seed in 70..80u32 {
+        save(&data, &format!("train/dog/other{seed}.png"), &scene(seed));
+    }
+    fx.settle();
+    // A copy threshold below the pair's distance makes it borderline.
+    std::fs::write(
+        fx.dir.path().join("aldente.toml"),
+        "[dedup]\nnear_threshold = 0.0001\npossible_threshold = 0.16\n",
+    )
+    .unwrap();
+
+    let run = fx.report(&[]);
+    let duplicates = &run.report_json()["duplicates"];
+    assert_eq!(duplicates["near_pairs"].as_array().unwrap().len(), 0);
+    assert_eq!(duplicates["cross_split"].as_array().unwrap().len(), 0);
+    assert_eq!(duplicates["groups"].as_array().unwrap().len(), 0);
+    let possible = duplicates["possible_pairs"].as_array().unwrap();
+    assert_eq!(possible.len(), 1, "{possible:?}");
+    assert_eq!(
+        unordered(
+            possible[0]["a"].as_str().unwrap(),
+            possible[0]["b"].as_str().unwrap()
+        ),
+        unordered("train/cat/a.png", "test/cat/a_edited.jpg")
+    );
+    assert_eq!(possible[0]["tier"], "possible");
+    assert!(
+        ["colour", "detail", "grey"].contains(&possible[0]["why"].as_str().unwrap()),
+        "{possible:?}"
+    );
+    // The page lists it for review and raises no leakage alert for it.
+    let html = run.html();
+    assert!(html.contains("Possible copies: very similar, review (1 pair)"));
+    assert!(!html.contains("train/test leakage"));
+}

@@ -29,6 +29,8 @@ pub struct DuplicatesView {
     pub method: String,
     pub leakage: Gallery<PairView>,
     pub near: Gallery<PairView>,
+    /// The second tier: very similar pairs to review, any split, with why each is borderline.
+    pub possible: Gallery<PairView>,
     pub conflicting: Gallery<GroupView>,
     pub exact: Gallery<GroupView>,
     pub per_class: Vec<ClassDuplicates>,
@@ -51,6 +53,8 @@ pub struct PairView {
     pub b: Thumb,
     pub distance: String,
     pub kind: String,
+    /// For a possible copy, what kept it out of the confident tier; else empty.
+    pub why: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +121,7 @@ fn pair_view(input: &RenderInput, pair: &DuplicatePair) -> PairView {
         b: thumb(input.ingested, pair.b),
         distance: format!("{:.3}", pair.distance),
         kind: pair.kind.describe().to_string(),
+        why: String::new(),
     }
 }
 
@@ -140,6 +145,15 @@ pub fn build(input: &RenderInput) -> DuplicatesView {
         .iter()
         .take(PAIRS_SHOWN)
         .map(|p| pair_view(input, p))
+        .collect();
+    let possible: Vec<PairView> = dedup
+        .possible_pairs
+        .iter()
+        .take(PAIRS_SHOWN)
+        .map(|p| PairView {
+            why: p.why.describe().to_string(),
+            ..pair_view(input, &p.pair)
+        })
         .collect();
     let group_view = |gi: usize| {
         let group = &dedup.groups[gi];
@@ -209,8 +223,9 @@ pub fn build(input: &RenderInput) -> DuplicatesView {
     );
     let method = if config.near {
         format!(
-            "Near duplicates: two pictures whose distance is at most {:.2} once aligned (shifts of up to {} px on a 32x32 version, zooms of 0.9–1.1{}). \
-             Distance 0 is the same picture; it grows as grey levels, colours or fine detail disagree. {} distinct pictures searched, {} candidate pairs checked.",
+            "Near duplicates: two pictures whose distance is at most {:.2} once aligned (shifts of up to {} px on a 32x32 version, crops of either picture up to 1.28x{}); \
+             pairs up to {:.2} are listed as possible copies to review. \
+             Distance 0 is the same picture; it grows as grey levels, colours (each channel on its own scale) or fine detail disagree. {} distinct pictures searched, {} candidate pairs checked.",
             config.near_threshold,
             config.max_shift,
             if config.mirrored {
@@ -218,6 +233,7 @@ pub fn build(input: &RenderInput) -> DuplicatesView {
             } else {
                 ""
             },
+            config.possible_threshold.max(config.near_threshold),
             thousands(dedup.search.pictures as u64),
             thousands(dedup.search.checked as u64),
         )
@@ -230,6 +246,7 @@ pub fn build(input: &RenderInput) -> DuplicatesView {
         leakage_heading: leakage_heading(input),
         leakage: gallery(leakage, dedup.cross_split.len(), "pairs"),
         near: gallery(near, within.len(), "pairs"),
+        possible: gallery(possible, dedup.possible_pairs.len(), "pairs"),
         conflicting: gallery(conflicting, dedup.conflicting_labels.len(), "groups"),
         exact: gallery(exact, dedup.exact_groups.len(), "groups"),
         per_class,
