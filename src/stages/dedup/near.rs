@@ -72,8 +72,9 @@ impl Picture {
 const QUARTER: usize = SIDE / 4;
 const QUARTER_AREA: usize = QUARTER * QUARTER;
 /// The same first look at 8x8 with shifts of a pixel (four of the search's): copies score
-/// above 0.9 here, and most unrelated look-alikes fail already.
-const QUARTER_CORRELATION: f32 = 0.75;
+/// above 0.9 here, and most unrelated look-alikes fail already. 0.8 rather than 0.75 makes
+/// the first look a quarter cheaper on CIFAR-10 at no loss of annotated copies (0.85 loses 3).
+const QUARTER_CORRELATION: f32 = 0.8;
 
 const HALF: usize = SIDE / 2;
 const HALF_AREA: usize = HALF * HALF;
