@@ -35,7 +35,7 @@ use crate::stages::ingest::Ingested;
 pub const STAGE: Stage = Stage::Dedup;
 /// 3: symmetric check with crops, colour normalisation and robust detail; possible-copy tier.
 /// 4: the near pairs are a pixel-level part reused across relabels (`SearchStats::reused`).
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// Fixed so that reports are reproducible; only the k-means cells depend on it.
 const SEARCH_SEED: u64 = 0x5eed_d00d;
