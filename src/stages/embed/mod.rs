@@ -31,7 +31,7 @@ pub mod pca;
 
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -224,8 +224,7 @@ pub fn run(ingested: &Ingested, config: &EmbedConfig, previous: Previous) -> Emb
     let (part, found, store, fresh_part) = match reused {
         Some(part) => {
             let started = Instant::now();
-            let vectors = part_vectors(&part);
-            let found = label_level.findings(vectors.view(), &part.neighbours);
+            let found = label_level.findings(part_vectors(&part), &part.neighbours);
             artifact.counts.findings_seconds = started.elapsed().as_secs_f64();
             artifact.counts.pixel_part_reused = true;
             (part, found, None, false)
@@ -384,9 +383,11 @@ fn pixel_key(
     hasher.digest()
 }
 
-fn part_vectors(part: &PixelPart) -> Array2<f32> {
-    Array2::from_shape_vec((part.rows, part.components), part.vectors.clone())
-        .unwrap_or_else(|_| Array2::zeros((part.rows, 0)))
+/// The part's vectors as a matrix, borrowed (a relabel must not copy them); a part whose
+/// sizes do not match its data reads as vectors of no components.
+fn part_vectors(part: &PixelPart) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((part.rows, part.components), &part.vectors)
+        .unwrap_or_else(|_| ArrayView2::from_shape((part.rows, 0), &[]).expect("empty rows"))
 }
 
 /// Features, reduction, neighbours and the map, with the label-level findings computed
@@ -490,7 +491,12 @@ fn compute_pixel_part(
         explained: reduced.explained,
         rows,
         components: vectors.ncols(),
-        vectors: vectors.iter().copied().collect(),
+        // pca builds the matrix from a row-major Vec, so its buffer is the rows in order.
+        vectors: if vectors.is_standard_layout() {
+            vectors.into_raw_vec_and_offset().0
+        } else {
+            vectors.iter().copied().collect()
+        },
         neighbours,
         map_rows: if map_failed { Vec::new() } else { map_rows },
         map_points,
