@@ -60,6 +60,12 @@ pub struct Args {
     /// Overrides ingest.max_pixels [default: 100000000].
     #[arg(long, global = true, value_name = "PIXELS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_pixels: Option<u64>,
+
+    /// An ONNX model whose output replaces the built-in image features (embeddings for
+    /// label issues, outliers, the map). Overrides embed.model; see README.md, "Your own
+    /// model".
+    #[arg(long, global = true, value_name = "FILE.onnx")]
+    pub model: Option<PathBuf>,
 }
 
 /// The value of `--force`: every stage, or one stage and the ones after it.

@@ -164,6 +164,38 @@ pub struct EmbedConfig {
     pub label_issues: usize,
     /// Outliers kept.
     pub outliers: usize,
+    /// An ONNX model whose output replaces the built-in features (`--model`): a classifier
+    /// of your own, or a general image encoder. Its input size and layout are read from it.
+    pub model: Option<PathBuf>,
+    /// How pixels are scaled for the model: "0..1" (x/255), "imagenet" (x/255 minus
+    /// ImageNet's mean, over its standard deviation, per channel) or "0..255".
+    pub model_pixels: ModelPixels,
+    /// The model output to use, by name, when it has several.
+    pub model_output: Option<String>,
+    /// Height and width to feed a model that leaves its input size open.
+    pub model_input_size: Option<u32>,
+}
+
+/// How pixels are scaled for a model (`embed.model_pixels`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelPixels {
+    #[default]
+    #[serde(rename = "0..1")]
+    Unit,
+    #[serde(rename = "imagenet")]
+    Imagenet,
+    #[serde(rename = "0..255")]
+    Raw,
+}
+
+impl ModelPixels {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelPixels::Unit => "0..1",
+            ModelPixels::Imagenet => "imagenet",
+            ModelPixels::Raw => "0..255",
+        }
+    }
 }
 
 impl Default for EmbedConfig {
@@ -175,6 +207,10 @@ impl Default for EmbedConfig {
             map_points: 10_000,
             label_issues: 500,
             outliers: 50,
+            model: None,
+            model_pixels: ModelPixels::Unit,
+            model_output: None,
+            model_input_size: None,
         }
     }
 }
@@ -219,6 +255,9 @@ impl Settings {
         // Flags override the settings file.
         if let Some(max_pixels) = args.max_pixels {
             file.ingest.max_pixels = max_pixels;
+        }
+        if let Some(model) = &args.model {
+            file.embed.model = Some(model.clone());
         }
         let dataset = match &args.command {
             Command::Report(report) => report.dataset.clone(),
@@ -370,6 +409,9 @@ impl FileConfig {
             100_000,
             "0 to 100000",
         )?;
+        if let Some(size) = e.model_input_size {
+            whole("embed.model_input_size", size.into(), 1, 4096, "1 to 4096")?;
+        }
         Ok(())
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 the report was written (undecodable files are findings, not failures);
 //! 1 the run failed; 2 the command line or a setting was wrong (clap's own code for flags,
-//! [`aldente::config::SettingError`] for the settings file and values out of range).
+//! [`aldente::config::SettingError`] for the settings file and values out of range,
+//! [`aldente::stages::embed::onnx::ModelError`] for a model that cannot be used).
 
 use std::process::ExitCode;
 
@@ -26,9 +27,10 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            let setting_wrong = err
-                .chain()
-                .any(|cause| cause.is::<aldente::config::SettingError>());
+            let setting_wrong = err.chain().any(|cause| {
+                cause.is::<aldente::config::SettingError>()
+                    || cause.is::<aldente::stages::embed::onnx::ModelError>()
+            });
             ExitCode::from(if setting_wrong { 2 } else { 1 })
         }
     }

@@ -23,6 +23,7 @@ use crate::progress::Progress;
 use crate::runlog::{DedupCounts, StageReport};
 use crate::stage::Stage;
 use crate::stages::dedup::{self, DedupArtifact};
+use crate::stages::embed::onnx::OnnxEmbedder;
 use crate::stages::embed::{self, EmbedArtifact, PixelPart, features::FeatureStore};
 use crate::stages::ingest::{self, Ingested};
 use crate::stages::render::{self, Rendered};
@@ -102,9 +103,23 @@ pub struct RenderStage;
 const TABLE: &str = "table.bin";
 const THUMBS: &str = "thumbs.bin";
 const STAT_CACHE: &str = "files.bin";
-/// The per-image feature vectors, kept beside the embed artifact and reused across runs
-/// whatever the embed fingerprint says (they depend on pixels only).
+/// The per-image feature vectors of the built-in features, kept beside the embed artifact
+/// and reused across runs whatever the embed fingerprint says (they depend on pixels only).
+/// A model's vectors go to a file of their own ([`feature_store_file`]), so switching models
+/// back and forth keeps both.
 const FEATURE_STORE: &str = "features.bin";
+
+/// The store file of a feature source, by its id.
+fn feature_store_file(embedder: &str) -> String {
+    if embedder.starts_with("builtin") {
+        FEATURE_STORE.to_string()
+    } else {
+        format!(
+            "features-{:016x}.bin",
+            xxhash_rust::xxh3::xxh3_64(embedder.as_bytes())
+        )
+    }
+}
 /// Embed's pixel-level part (vectors, neighbours, map), reused while the pictures are the
 /// same; see [`embed::PixelPart`].
 const PIXEL_PART: &str = "pixels.bin";
@@ -286,6 +301,23 @@ impl CachedStage for EmbedStage {
     fn log(artifact: &EmbedArtifact, report: &mut StageReport) {
         report.embed = Some(artifact.counts);
     }
+    /// The settings, and the model's content: a model file replaced at the same path
+    /// reruns the stage.
+    fn inputs(file: &FileConfig, upstream: &Fingerprints) -> FingerprintInputs {
+        let inputs = FingerprintInputs::new(Self::STAGE, Self::VERSION, &file.embed).with_upstream(
+            Stage::Ingest,
+            upstream.get(&Stage::Ingest).map_or("", |f| f),
+        );
+        match &file.embed.model {
+            Some(path) => {
+                let hash = embed::onnx::file_hash(path)
+                    .map(|h| format!("{h:016x}"))
+                    .unwrap_or_else(|err| err.to_string());
+                inputs.with_extra("model", hash)
+            }
+            None => inputs,
+        }
+    }
     fn warnings(artifact: &EmbedArtifact) -> Vec<String> {
         artifact.notes.clone()
     }
@@ -321,6 +353,7 @@ impl EmbedStage {
         cache: &Cache,
         ingested: &Ingested,
         config: &EmbedConfig,
+        model: Option<&OnnxEmbedder>,
     ) -> EmbedArtifact {
         let mut notes = Vec::new();
         let pixel = match cache.read_artifact::<PixelPart>(Self::STAGE, PIXEL_PART) {
@@ -334,13 +367,15 @@ impl EmbedStage {
                 None
             }
         };
-        let load_features = || match cache.read_artifact::<FeatureStore>(Self::STAGE, FEATURE_STORE)
-        {
-            Ok(store) => (Some(store), Vec::new()),
-            Err(err) => {
-                let damaged = cache.stage_dir(Self::STAGE).join(FEATURE_STORE).exists();
-                let note = format!("{err:#}; every feature vector was computed again");
-                (None, if damaged { vec![note] } else { Vec::new() })
+        let load_features = |embedder: &str| {
+            let name = feature_store_file(embedder);
+            match cache.read_artifact::<FeatureStore>(Self::STAGE, &name) {
+                Ok(store) => (Some(store), Vec::new()),
+                Err(err) => {
+                    let damaged = cache.stage_dir(Self::STAGE).join(&name).exists();
+                    let note = format!("{err:#}; every feature vector was computed again");
+                    (None, if damaged { vec![note] } else { Vec::new() })
+                }
             }
         };
         let embedded = embed::run(
@@ -350,14 +385,16 @@ impl EmbedStage {
                 pixel,
                 features: &load_features,
             },
+            model,
         );
         let mut artifact = embedded.artifact;
         notes.append(&mut artifact.notes);
         artifact.notes = notes;
         let writes = [
-            embedded
-                .store
-                .map(|store| cache.write_artifact(Self::STAGE, FEATURE_STORE, &store)),
+            embedded.store.map(|store| {
+                let name = feature_store_file(&store.embedder);
+                cache.write_artifact(Self::STAGE, &name, &store)
+            }),
             embedded
                 .pixel
                 .map(|part| cache.write_artifact(Self::STAGE, PIXEL_PART, &part)),

@@ -27,6 +27,7 @@ use crate::fsutil;
 use crate::progress::Progress;
 use crate::runlog::{RunLog, StageReport, StageStatus, peak_rss_bytes};
 use crate::stage::Stage;
+use crate::stages::embed::onnx::OnnxEmbedder;
 use crate::stages::ingest::{Ingested, RejectKind, Scan};
 use crate::stages::{render as render_stage, sample, statistics};
 use cached::{CachedStage, DedupStage, EmbedStage, Fingerprints, SampleStage, StatisticsStage};
@@ -43,6 +44,12 @@ pub fn run(settings: &Settings) -> Result<RunLog> {
         settings.out.display()
     ));
 
+    // A model is loaded and checked before anything else, so a bad one stops the run at
+    // once with what to do.
+    let model = match &file.embed.model {
+        Some(path) => Some(OnnxEmbedder::load(path, &file.embed)?),
+        None => None,
+    };
     ingest::run(&mut ctx)?;
     let (progress, cache) = (ctx.progress, ctx.cache.clone());
     let sample_run = |a: &Ingested| sample::run(&a.artifact, &file.sample);
@@ -51,7 +58,8 @@ pub fn run(settings: &Settings) -> Result<RunLog> {
     let statistics = ctx.stage::<StatisticsStage>(&statistics_run)?;
     let dedup_run = |a: &Ingested| DedupStage::run_with_pairs(&cache, a, &file.dedup, &progress);
     let dedup = ctx.stage::<DedupStage>(&dedup_run)?;
-    let embed_run = |a: &Ingested| EmbedStage::run_with_store(&cache, a, &file.embed);
+    let embed_run =
+        |a: &Ingested| EmbedStage::run_with_store(&cache, a, &file.embed, model.as_ref());
     let embed = ctx.stage::<EmbedStage>(&embed_run)?;
     render::run(
         &mut ctx,

@@ -13,4 +13,5 @@ mod folder_layouts;
 mod hostile;
 mod incremental;
 mod interrupt;
+mod model;
 mod unreadable;

@@ -264,13 +264,21 @@ pub fn build(ingested: &Ingested, embed: &EmbedArtifact) -> EmbedView {
         thousands(embed.images as u64),
         thousands(embed.label_issues.len().min(ISSUES_SHOWN) as u64),
     );
+    let source = match &embed.model {
+        Some(model) => format!(
+            "the output {:?} of the model {} ({} values an image)",
+            model.output, model.file, embed.feature_dims
+        ),
+        None => format!(
+            "{} ({} values an image: gradient-orientation histograms at three scales, two \
+             colour histograms and an 8x8 image in opponent colours)",
+            embed.features, embed.feature_dims
+        ),
+    };
     let method_note = format!(
-        "Features: {} ({} values an image: gradient-orientation histograms at three scales, \
-         two colour histograms and an 8x8 image in opponent colours), reduced by PCA to {} \
-         components ({:.0}% of the variance); {} nearest neighbours by cosine similarity. A \
-         weighted vote of its neighbours gives an image's own label for {:.1}% of images.",
-        embed.features,
-        embed.feature_dims,
+        "Features: {source}, reduced by PCA to {} components ({:.0}% of the variance); {} \
+         nearest neighbours by cosine similarity. A weighted vote of its neighbours gives an \
+         image's own label for {:.1}% of images.",
         embed.components,
         100.0 * embed.explained_variance,
         embed.k,

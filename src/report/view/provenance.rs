@@ -13,6 +13,9 @@ use super::RenderInput;
 pub struct ProvenanceView {
     pub stages: Vec<StageView>,
     pub settings_toml: String,
+    /// Where the embedding came from: the built-in features, or the model file with its
+    /// hash, input size and this run's throughput.
+    pub embedding_source: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -36,5 +39,32 @@ pub fn build(input: &RenderInput) -> ProvenanceView {
             })
             .collect(),
         settings_toml: input.settings_toml.clone(),
+        embedding_source: embedding_source(input),
     }
+}
+
+fn embedding_source(input: &RenderInput) -> String {
+    let embed = input.embed;
+    let Some(model) = &embed.model else {
+        return format!(
+            "the built-in features ({}, {} values an image; no model, nothing downloaded)",
+            embed.features, embed.feature_dims
+        );
+    };
+    let counts = &embed.counts;
+    let inference = if counts.pixel_part_reused || counts.features_computed == 0 {
+        "no inference in this run (every vector came from the cache)".to_string()
+    } else {
+        format!(
+            "{} images run through it in {:.1} s ({:.0} images/s)",
+            crate::text::thousands(counts.features_computed as u64),
+            counts.features_seconds,
+            counts.features_computed as f64 / counts.features_seconds.max(1e-9)
+        )
+    };
+    format!(
+        "the model {} (content hash {}; input {}, pixels scaled {}; output \"{}\", {} values \
+         an image), run in-process by tract; {inference}",
+        model.file, model.hash, model.input, model.pixels, model.output, embed.feature_dims
+    )
 }

@@ -87,16 +87,48 @@ pub const BLOCKS: [Block; 6] = [
     Block::new(TINY * TINY * 3, 2.0),
 ];
 
-/// Something that turns an image into a fixed-length byte vector, one image at a time.
+/// How a vector's values are stored: a byte each (values in 0..1), or a little-endian
+/// `f32` each (a model's output, whose range is its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Byte,
+    Float,
+}
+
+impl Encoding {
+    pub fn bytes(self) -> usize {
+        match self {
+            Encoding::Byte => 1,
+            Encoding::Float => 4,
+        }
+    }
+}
+
+/// Something that turns an image into a fixed-length vector.
 pub trait Embedder: Sync {
     /// Names the method in the report and keys the store: a store made by another method or
     /// version is not reused.
     fn id(&self) -> String;
+    /// Values per vector.
     fn dims(&self) -> usize;
     /// The blocks that make up a vector (their lengths sum to `dims`).
     fn blocks(&self) -> Vec<Block>;
-    /// The vector of one RGB image (`width * height * 3` bytes), written into `out`.
+    fn encoding(&self) -> Encoding {
+        Encoding::Byte
+    }
+    /// Bytes per stored vector.
+    fn row_bytes(&self) -> usize {
+        self.dims() * self.encoding().bytes()
+    }
+    /// The vector of one RGB image (`width * height * 3` bytes), written into `out`
+    /// (`row_bytes` long).
     fn embed(&self, rgb: &[u8], width: u32, height: u32, out: &mut [u8]);
+    /// The vectors of many images, in parallel, into `out` (`row_bytes` each, in order).
+    fn embed_many(&self, images: &[(&[u8], u32, u32)], out: &mut [u8]) {
+        out.par_chunks_mut(self.row_bytes().max(1))
+            .zip(images.par_iter())
+            .for_each(|(row, &(rgb, w, h))| self.embed(rgb, w, h, row));
+    }
 }
 
 /// The built-in features described in the module doc.
@@ -348,17 +380,19 @@ fn tiny_image(planes: &[Vec<f32>; 3], out: &mut Vec<f32>) {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FeatureStore {
     pub embedder: String,
-    pub dims: usize,
+    /// Bytes per vector.
+    pub row_bytes: usize,
     /// Sorted, so a lookup is a binary search.
     pub keys: Vec<u128>,
-    /// `keys.len() * dims` bytes, row `i` belonging to `keys[i]`.
+    /// `keys.len() * row_bytes` bytes, row `i` belonging to `keys[i]`.
     pub vectors: Vec<u8>,
 }
 
 impl FeatureStore {
     fn lookup(&self, key: u128) -> Option<&[u8]> {
         let i = self.keys.binary_search(&key).ok()?;
-        self.vectors.get(i * self.dims..(i + 1) * self.dims)
+        self.vectors
+            .get(i * self.row_bytes..(i + 1) * self.row_bytes)
     }
 }
 
@@ -369,9 +403,10 @@ pub struct FeatureCounts {
     pub reused: usize,
 }
 
-/// The feature matrix of every image (row per image, `dims` bytes a row), computing only the
-/// vectors the previous store lacks. Returns the matrix, the new store and the counts.
-/// `pixels(i)` gives image `i`'s pixel hash and RGB thumbnail.
+/// The feature matrix of every image (row per image, `row_bytes` bytes a row), computing
+/// only the vectors the previous store lacks, all at once (a model runs them in batches).
+/// Returns the matrix, the new store and the counts. `key_of(i)` gives image `i`'s pixel
+/// hash, `image_of(i)` its RGB thumbnail.
 pub fn compute<'a>(
     embedder: &dyn Embedder,
     count: usize,
@@ -379,41 +414,53 @@ pub fn compute<'a>(
     image_of: &(dyn Fn(usize) -> (&'a [u8], u32, u32) + Sync),
     previous: Option<&FeatureStore>,
 ) -> (Vec<u8>, FeatureStore, FeatureCounts) {
-    let dims = embedder.dims();
-    let previous = previous.filter(|p| p.embedder == embedder.id() && p.dims == dims);
-    let mut matrix = vec![0u8; count * dims];
-    let computed: usize = matrix
-        .par_chunks_mut(dims.max(1))
+    let row = embedder.row_bytes();
+    let previous = previous.filter(|p| p.embedder == embedder.id() && p.row_bytes == row);
+    let mut matrix = vec![0u8; count * row];
+    let missing: Vec<usize> = matrix
+        .par_chunks_mut(row.max(1))
         .enumerate()
-        .map(|(i, row)| {
-            if let Some(stored) = previous.and_then(|p| p.lookup(key_of(i))) {
-                row.copy_from_slice(stored);
-                0
-            } else {
-                let (rgb, w, h) = image_of(i);
-                embedder.embed(rgb, w, h, row);
-                1
-            }
-        })
-        .sum();
+        .filter_map(
+            |(i, out)| match previous.and_then(|p| p.lookup(key_of(i))) {
+                Some(stored) => {
+                    out.copy_from_slice(stored);
+                    None
+                }
+                None => Some(i),
+            },
+        )
+        .collect();
+    // Each distinct picture once: copies share their vector.
+    let mut distinct = missing.clone();
+    distinct.sort_by_key(|&i| (key_of(i), i));
+    distinct.dedup_by_key(|i| key_of(*i));
+    let images: Vec<(&[u8], u32, u32)> = distinct.iter().map(|&i| image_of(i)).collect();
+    let mut computed = vec![0u8; distinct.len() * row];
+    embedder.embed_many(&images, &mut computed);
+    for &i in &missing {
+        let at = distinct
+            .binary_search_by_key(&key_of(i), |&d| key_of(d))
+            .expect("every missing key is among the distinct ones");
+        matrix[i * row..(i + 1) * row].copy_from_slice(&computed[at * row..(at + 1) * row]);
+    }
     let mut order: Vec<usize> = (0..count).collect();
     order.sort_by_key(|&i| key_of(i));
     order.dedup_by_key(|i| key_of(*i));
     let mut store = FeatureStore {
         embedder: embedder.id(),
-        dims,
+        row_bytes: row,
         keys: Vec::with_capacity(order.len()),
-        vectors: Vec::with_capacity(order.len() * dims),
+        vectors: Vec::with_capacity(order.len() * row),
     };
     for i in order {
         store.keys.push(key_of(i));
         store
             .vectors
-            .extend_from_slice(&matrix[i * dims..(i + 1) * dims]);
+            .extend_from_slice(&matrix[i * row..(i + 1) * row]);
     }
     let counts = FeatureCounts {
-        computed,
-        reused: count - computed,
+        computed: missing.len(),
+        reused: count - missing.len(),
     };
     (matrix, store, counts)
 }
@@ -430,7 +477,7 @@ mod tests {
 
     #[test]
     fn vector_has_the_declared_length_and_range() {
-        let mut out = vec![0u8; BuiltinFeatures.dims()];
+        let mut out = vec![0u8; BuiltinFeatures.row_bytes()];
         BuiltinFeatures.embed(&image(3), 32, 32, &mut out);
         assert_eq!(
             builtin_vector(&image(3), 32, 32).len(),
@@ -441,7 +488,7 @@ mod tests {
 
     #[test]
     fn odd_sizes_and_damaged_buffers_do_not_panic() {
-        let mut out = vec![0u8; BuiltinFeatures.dims()];
+        let mut out = vec![0u8; BuiltinFeatures.row_bytes()];
         BuiltinFeatures.embed(&[1, 2, 3], 1, 1, &mut out);
         BuiltinFeatures.embed(&[], 7, 3, &mut out);
         BuiltinFeatures.embed(&[9; 5 * 64 * 3], 5, 64, &mut out);

@@ -27,6 +27,7 @@
 pub mod features;
 pub mod findings;
 pub mod map;
+pub mod onnx;
 pub mod pca;
 
 use std::time::Instant;
@@ -40,7 +41,8 @@ use crate::neighbours::{self, Method, Neighbours, Search};
 use crate::stage::Stage;
 use crate::stages::ingest::Ingested;
 
-use features::{BuiltinFeatures, Embedder, FeatureStore};
+use features::{BuiltinFeatures, Embedder, Encoding, FeatureStore};
+use onnx::OnnxEmbedder;
 
 pub const STAGE: Stage = Stage::Embed;
 /// 5: canonical row order, a pixel-only map sample, and the pixel part reused across relabels.
@@ -89,8 +91,47 @@ pub struct EmbedArtifact {
     /// Share of images whose neighbours' weighted vote gives their own label (leave one out).
     pub vote_accuracy: f32,
     pub map: Vec<MapPoint>,
+    /// The user's model, when it was the feature source.
+    #[serde(default)]
+    pub model: Option<ModelInfo>,
     /// Problems that did not stop the stage (a damaged feature store, say).
     pub notes: Vec<String>,
+}
+
+/// What the report says of a model used as the feature source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The file's name (not its folder: reports are shared).
+    pub file: String,
+    /// xxh3 of its bytes, hex.
+    pub hash: String,
+    /// e.g. "3 x 32 x 32 (channels first)".
+    pub input: String,
+    pub output: String,
+    pub pixels: String,
+}
+
+impl ModelInfo {
+    fn of(model: &OnnxEmbedder, pixels: &str) -> ModelInfo {
+        ModelInfo {
+            file: model
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            hash: format!("{:016x}", model.hash),
+            input: match model.layout {
+                onnx::Layout::ChannelsFirst => {
+                    format!("3 x {} x {} (channels first)", model.height, model.width)
+                }
+                onnx::Layout::ChannelsLast => {
+                    format!("{} x {} x 3 (channels last)", model.height, model.width)
+                }
+            },
+            output: model.output.clone(),
+            pixels: pixels.to_string(),
+        }
+    }
 }
 
 /// One finding about an image, with the image's nearest neighbours.
@@ -162,13 +203,16 @@ pub struct PixelPart {
     pub map_failed: bool,
 }
 
+/// Loads the stored vectors of the feature source with the given id, with notes.
+pub type LoadStore<'a> = dyn Fn(&str) -> (Option<FeatureStore>, Vec<String>) + 'a;
+
 /// What the pipeline hands the stage from earlier runs.
 pub struct Previous<'a> {
     /// The pixel part of the last run, if one could be read.
     pub pixel: Option<PixelPart>,
-    /// Loads the feature store (and notes about a damaged one); called only when the pixel
-    /// part must be computed again.
-    pub features: &'a dyn Fn() -> (Option<FeatureStore>, Vec<String>),
+    /// Loads the feature store of the feature source with this id (and notes about a
+    /// damaged one); called only when the pixel part must be computed again.
+    pub features: &'a LoadStore<'a>,
 }
 
 /// What the stage hands back besides its artifact: what to keep for the next run, each only
@@ -179,8 +223,14 @@ pub struct Embedded {
     pub pixel: Option<PixelPart>,
 }
 
-/// Runs the stage on the images of `ingested`, reusing what `previous` still covers.
-pub fn run(ingested: &Ingested, config: &EmbedConfig, previous: Previous) -> Embedded {
+/// Runs the stage on the images of `ingested`, reusing what `previous` still covers. The
+/// features come from `model` when there is one, else from the built-in [`BuiltinFeatures`].
+pub fn run(
+    ingested: &Ingested,
+    config: &EmbedConfig,
+    previous: Previous,
+    model: Option<&OnnxEmbedder>,
+) -> Embedded {
     let ingest = &ingested.artifact;
     let rows = ingest.images.len();
     let mut artifact = EmbedArtifact {
@@ -210,9 +260,14 @@ pub fn run(ingested: &Ingested, config: &EmbedConfig, previous: Previous) -> Emb
             pixel: None,
         };
     }
-    let embedder = BuiltinFeatures;
+    artifact.model = model.map(|m| ModelInfo::of(m, config.model_pixels.name()));
+    let builtin = BuiltinFeatures;
+    let embedder: &dyn Embedder = match model {
+        Some(model) => model,
+        None => &builtin,
+    };
     let order = canonical_order(ingested);
-    let key = pixel_key(ingested, &order, config, &embedder);
+    let key = pixel_key(ingested, &order, config, embedder);
     let canonical_labels: Vec<u32> = order.iter().map(|&i| labels[i]).collect();
     let label_level = Labels {
         labels: &canonical_labels,
@@ -230,14 +285,14 @@ pub fn run(ingested: &Ingested, config: &EmbedConfig, previous: Previous) -> Emb
             (part, found, None, false)
         }
         None => {
-            let (features, notes) = (previous.features)();
+            let (features, notes) = (previous.features)(&embedder.id());
             artifact.notes.extend(notes);
             let (part, found, store) = compute_pixel_part(
                 ingested,
                 &order,
                 key,
                 config,
-                &embedder,
+                embedder,
                 features,
                 &label_level,
                 &mut artifact.counts,
@@ -398,7 +453,7 @@ fn compute_pixel_part(
     order: &[usize],
     key: u64,
     config: &EmbedConfig,
-    embedder: &BuiltinFeatures,
+    embedder: &dyn Embedder,
     previous_store: Option<FeatureStore>,
     label_level: &Labels,
     counts: &mut EmbedCounts,
@@ -429,13 +484,31 @@ fn compute_pixel_part(
 
     // 2. reduce
     let started = Instant::now();
-    let reduced = pca::reduce(
-        &bytes,
-        embedder.dims(),
-        &embedder.blocks(),
-        config.components,
-        config.seed,
-    );
+    let reduced = match embedder.encoding() {
+        Encoding::Byte => pca::reduce(
+            &bytes,
+            embedder.dims(),
+            &embedder.blocks(),
+            pca::Scaling::PerValue,
+            config.components,
+            config.seed,
+        ),
+        Encoding::Float => {
+            let floats: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .map(|v| if v.is_finite() { v } else { 0.0 })
+                .collect();
+            pca::reduce(
+                &floats,
+                embedder.dims(),
+                &embedder.blocks(),
+                pca::Scaling::Centred,
+                config.components,
+                config.seed,
+            )
+        }
+    };
     drop(bytes);
     let vectors = reduced.vectors;
     counts.pca_seconds = started.elapsed().as_secs_f64();

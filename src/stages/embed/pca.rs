@@ -28,11 +28,39 @@ pub struct Reduced {
     pub explained: f64,
 }
 
+/// A stored feature value: a byte (built-in features) or a float (a model's output).
+pub trait Value: Copy + Send + Sync {
+    fn get(self) -> f32;
+}
+
+impl Value for u8 {
+    fn get(self) -> f32 {
+        f32::from(self)
+    }
+}
+
+impl Value for f32 {
+    fn get(self) -> f32 {
+        self
+    }
+}
+
+/// How values are put on one scale before the PCA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scaling {
+    /// Each value to unit variance, then each block to its weight: for hand-made features,
+    /// whose values measure different things.
+    PerValue,
+    /// Centred only: a model's embedding space keeps its own geometry.
+    Centred,
+}
+
 /// Standardises, weights by block, reduces to `components` by PCA and normalises rows.
-pub fn reduce(
-    bytes: &[u8],
+pub fn reduce<T: Value>(
+    bytes: &[T],
     dims: usize,
     blocks: &[Block],
+    scaling: Scaling,
     components: usize,
     seed: u64,
 ) -> Reduced {
@@ -43,10 +71,10 @@ pub fn reduce(
             explained: 0.0,
         };
     }
-    let (mean, scale) = standardisation(bytes, dims, blocks);
-    let standardise = |row: &[u8], out: &mut [f32]| {
+    let (mean, scale) = standardisation(bytes, dims, blocks, scaling);
+    let standardise = |row: &[T], out: &mut [f32]| {
         for j in 0..dims {
-            out[j] = (f32::from(row[j]) - mean[j]) * scale[j];
+            out[j] = (row[j].get() - mean[j]) * scale[j];
         }
     };
 
@@ -113,30 +141,37 @@ pub fn reduce(
 /// its block's weight over its block's length, so that every block carries its weight in
 /// total variance whatever its length (a 576-value block must not drown a 48-value one).
 /// Constant values get factor 0; values beyond the blocks count as one block of weight 1.
-fn standardisation(bytes: &[u8], dims: usize, blocks: &[Block]) -> (Vec<f32>, Vec<f32>) {
+fn standardisation<T: Value>(
+    bytes: &[T],
+    dims: usize,
+    blocks: &[Block],
+    scaling: Scaling,
+) -> (Vec<f32>, Vec<f32>) {
     let rows = bytes.len() / dims;
-    let (sum, sumsq) = bytes
-        .par_chunks_exact(dims)
-        .fold(
-            || (vec![0u64; dims], vec![0u64; dims]),
-            |(mut s, mut q), row| {
+    // Partial sums over fixed runs of rows, added in order: the same result whatever the
+    // threads (and, for bytes, exact: integer sums stay far below 2^53).
+    const RUN: usize = 4096;
+    let partial: Vec<(Vec<f64>, Vec<f64>)> = bytes
+        .par_chunks(RUN * dims)
+        .map(|run| {
+            let (mut s, mut q) = (vec![0f64; dims], vec![0f64; dims]);
+            for row in run.chunks_exact(dims) {
                 for (j, &v) in row.iter().enumerate() {
-                    s[j] += u64::from(v);
-                    q[j] += u64::from(v) * u64::from(v);
+                    let v = f64::from(v.get());
+                    s[j] += v;
+                    q[j] += v * v;
                 }
-                (s, q)
-            },
-        )
-        .reduce(
-            || (vec![0u64; dims], vec![0u64; dims]),
-            |(mut s, mut q), (s2, q2)| {
-                for j in 0..dims {
-                    s[j] += s2[j];
-                    q[j] += q2[j];
-                }
-                (s, q)
-            },
-        );
+            }
+            (s, q)
+        })
+        .collect();
+    let (mut sum, mut sumsq) = (vec![0f64; dims], vec![0f64; dims]);
+    for (s, q) in partial {
+        for j in 0..dims {
+            sum[j] += s[j];
+            sumsq[j] += q[j];
+        }
+    }
     let mut block_of = Vec::with_capacity(dims);
     for block in blocks {
         block_of.extend(std::iter::repeat_n(*block, block.len));
@@ -146,10 +181,12 @@ fn standardisation(bytes: &[u8], dims: usize, blocks: &[Block]) -> (Vec<f32>, Ve
     let mut mean = vec![0f32; dims];
     let mut scale = vec![0f32; dims];
     for j in 0..dims {
-        let m = sum[j] as f64 / rows as f64;
-        let var = (sumsq[j] as f64 / rows as f64 - m * m).max(0.0);
+        let m = sum[j] / rows as f64;
+        let var = (sumsq[j] / rows as f64 - m * m).max(0.0);
         mean[j] = m as f32;
-        scale[j] = if var > 1e-9 {
+        scale[j] = if scaling == Scaling::Centred {
+            1.0
+        } else if var > 1e-9 {
             let Block { len, weight } = block_of[j];
             (weight.sqrt() / (var.sqrt() * (len as f64).sqrt())) as f32
         } else {
@@ -293,6 +330,7 @@ mod tests {
                 len: 3,
                 weight: 1.0,
             }],
+            Scaling::PerValue,
             1,
             7,
         );

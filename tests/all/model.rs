@@ -1,0 +1,356 @@
+//! `--model FILE.onnx`: a model's output replaces the built-in features, its vectors are
+//! cached per model, and a model that cannot be used stops the run with a clear error.
+//!
+//! The models are a few hundred bytes, written here from tract-onnx's protobuf types: an
+//! image input and a chain of standard ONNX operators (mean colour by global average
+//! pooling, say). Nothing is downloaded.
+
+use std::path::{Path, PathBuf};
+
+use image::{Rgb, RgbImage};
+use prost::Message;
+use serde_json::Value;
+use tract_onnx::pb::{self, tensor_shape_proto::Dimension, tensor_shape_proto::dimension};
+
+use crate::common::Fixture;
+
+/// `Some(n)`: a fixed axis; `None`: an open one (the batch, usually).
+type Shape = Vec<Option<i64>>;
+
+fn value_info(name: &str, shape: &Shape) -> pb::ValueInfoProto {
+    let dim = |d: &Option<i64>| Dimension {
+        value: Some(match d {
+            Some(v) => dimension::Value::DimValue(*v),
+            None => dimension::Value::DimParam("n".into()),
+        }),
+        ..Default::default()
+    };
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: pb::tensor_proto::DataType::Float as i32,
+                shape: Some(pb::TensorShapeProto {
+                    dim: shape.iter().map(dim).collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, input: &str, output: &str) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        input: vec![input.into()],
+        output: vec![output.into()],
+        name: output.into(),
+        ..Default::default()
+    }
+}
+
+/// Writes a model: input "image" of `input` shape, the `nodes`, and the named outputs.
+fn write_model(
+    path: &Path,
+    input: Shape,
+    nodes: Vec<pb::NodeProto>,
+    outputs: &[(&str, Shape)],
+) -> PathBuf {
+    let model = pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(pb::GraphProto {
+            name: "tiny".into(),
+            node: nodes,
+            input: vec![value_info("image", &input)],
+            output: outputs
+                .iter()
+                .map(|(name, shape)| value_info(name, shape))
+                .collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    std::fs::write(path, model.encode_to_vec()).unwrap();
+    path.to_path_buf()
+}
+
+/// Mean colour: [n, 3, 8, 8] → global average pool → flatten → "embedding" [n, 3].
+fn mean_colour_model(path: &Path) -> PathBuf {
+    write_model(
+        path,
+        vec![None, Some(3), Some(8), Some(8)],
+        vec![
+            node("GlobalAveragePool", "image", "pooled"),
+            node("Flatten", "pooled", "embedding"),
+        ],
+        &[("embedding", vec![None, Some(3)])],
+    )
+}
+
+/// Another model with the same output: the mean colour, squared (so its vectors differ).
+fn squared_colour_model(path: &Path) -> PathBuf {
+    let mut square = node("Mul", "pooled", "squared");
+    square.input.push("pooled".into());
+    write_model(
+        path,
+        vec![None, Some(3), Some(8), Some(8)],
+        vec![
+            node("GlobalAveragePool", "image", "pooled"),
+            square,
+            node("Flatten", "squared", "embedding"),
+        ],
+        &[("embedding", vec![None, Some(3)])],
+    )
+}
+
+/// Three classes told apart by colour alone, each with a little seeded noise, in 12x12
+/// pictures: red, green and blue grounds.
+fn colour_dataset(fx: &Fixture) {
+    for (c, class) in ["red", "green", "blue"].iter().enumerate() {
+        for j in 0..12u32 {
+            let mut state = (c as u32 + 1) * 7919 + j * 104_729;
+            let image = RgbImage::from_fn(12, 12, |_, _| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let noise = (state % 40) as u8;
+                let mut px = [noise; 3];
+                px[c] = 180 + noise;
+                Rgb(px)
+            });
+            let path = fx.data().join(format!("{class}/{j}.png"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            image.save(path).unwrap();
+        }
+    }
+    fx.settle();
+}
+
+fn embed_log(run: &crate::common::Run) -> Value {
+    run.run_log()["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "embed")
+        .cloned()
+        .unwrap()
+}
+
+fn model_arg(path: &Path) -> String {
+    format!("--model={}", path.display())
+}
+
+#[test]
+fn a_models_vectors_replace_the_builtin_features_and_are_cached_per_model() {
+    let fx = Fixture::new();
+    colour_dataset(&fx);
+    let mean = mean_colour_model(&fx.dir.path().join("mean.onnx"));
+    let squared = squared_colour_model(&fx.dir.path().join("squared.onnx"));
+
+    let builtin = fx.report(&[]).report_json();
+    assert!(
+        builtin["embedding"]["features"]
+            .as_str()
+            .unwrap()
+            .starts_with("builtin"),
+        "{}",
+        builtin["embedding"]
+    );
+
+    let first = fx.report(&[&model_arg(&mean)]);
+    let report = first.report_json();
+    let features = report["embedding"]["features"].as_str().unwrap();
+    assert!(features.starts_with("onnx-"), "{features}");
+    assert_eq!(report["embedding"]["feature_dims"], 3);
+    // Mean colour separates the three classes perfectly.
+    assert_eq!(report["embedding"]["vote_accuracy"], 1.0);
+    let log = embed_log(&first);
+    assert_eq!(log["status"], "stale");
+    assert_eq!(log["embed"]["features_computed"], 36);
+    let html = first.html();
+    assert!(
+        html.contains("the model mean.onnx"),
+        "no model in the report"
+    );
+    assert!(html.contains("36 images run through it"), "no throughput");
+
+    // Same model: nothing reruns, nothing is inferred.
+    let again = fx.report(&[&model_arg(&mean)]);
+    assert_eq!(embed_log(&again)["status"], "fresh");
+
+    // Another model: its own vectors; then back to the first: its store was kept.
+    let other = fx.report(&[&model_arg(&squared)]);
+    let other_features = other.report_json()["embedding"]["features"].clone();
+    assert_ne!(other_features.as_str().unwrap(), features);
+    assert_eq!(embed_log(&other)["embed"]["features_computed"], 36);
+    let back = fx.report(&[&model_arg(&mean)]);
+    let log = embed_log(&back);
+    assert_eq!(log["status"], "stale");
+    assert_eq!(log["embed"]["features_computed"], 0, "{log}");
+    assert_eq!(log["embed"]["features_reused"], 36, "{log}");
+    assert_eq!(back.report_json()["embedding"], report["embedding"]);
+    assert!(back.html().contains("no inference in this run"));
+
+    // The model file replaced at the same path: the stage reruns on the new content.
+    squared_colour_model(&mean);
+    let replaced = fx.report(&[&model_arg(&mean)]);
+    let log = embed_log(&replaced);
+    assert_eq!(log["status"], "stale", "{log}");
+    assert_eq!(
+        replaced.report_json()["embedding"]["features"],
+        other_features
+    );
+
+    // The same model from the settings file.
+    let settings = fx.dir.path().join("aldente.toml");
+    std::fs::write(
+        &settings,
+        format!("[embed]\nmodel = {:?}\n", squared.display().to_string()),
+    )
+    .unwrap();
+    let from_file = fx.report(&[]);
+    assert_eq!(
+        from_file.report_json()["embedding"]["features"],
+        other_features
+    );
+}
+
+#[test]
+fn channels_last_models_and_open_input_sizes_are_read_from_the_model() {
+    let fx = Fixture::new();
+    colour_dataset(&fx);
+    // [n, h, w, 3] with the size left open: pooled over the two middle axes.
+    let mut reduce = node("ReduceMean", "image", "embedding");
+    reduce.attribute.push(pb::AttributeProto {
+        name: "axes".into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: vec![1, 2],
+        ..Default::default()
+    });
+    reduce.attribute.push(pb::AttributeProto {
+        name: "keepdims".into(),
+        r#type: pb::attribute_proto::AttributeType::Int as i32,
+        i: 0,
+        ..Default::default()
+    });
+    let model = write_model(
+        &fx.dir.path().join("nhwc.onnx"),
+        vec![None, None, None, Some(3)],
+        vec![reduce],
+        &[("embedding", vec![None, Some(3)])],
+    );
+    let open = fx.report_raw(&[&model_arg(&model)]);
+    assert_eq!(open.output.status.code(), Some(2), "{}", open.stderr());
+    assert!(
+        open.stderr().contains("embed.model_input_size"),
+        "{}",
+        open.stderr()
+    );
+    std::fs::write(
+        fx.dir.path().join("aldente.toml"),
+        "[embed]\nmodel_input_size = 6\n",
+    )
+    .unwrap();
+    let run = fx.report(&[&model_arg(&model)]);
+    let report = run.report_json();
+    assert_eq!(report["embedding"]["feature_dims"], 3);
+    assert_eq!(report["embedding"]["vote_accuracy"], 1.0);
+    assert!(run.html().contains("6 x 6 x 3 (channels last)"));
+}
+
+/// Runs with a model that must be refused: exit code 2, and the message names the file
+/// and says what is wrong.
+fn refused(fx: &Fixture, model: &Path, extra: &[&str], expect: &str) {
+    let mut args = vec![model_arg(model)];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = fx.report_raw(&args);
+    let stderr = run.stderr();
+    assert_eq!(run.output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&model.display().to_string()), "{stderr}");
+    assert!(stderr.contains(expect), "expected {expect:?} in {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn models_that_cannot_be_used_give_a_clear_error_naming_the_file() {
+    let fx = Fixture::new();
+    colour_dataset(&fx);
+    let dir = fx.dir.path();
+
+    let missing = dir.join("missing.onnx");
+    refused(&fx, &missing, &[], "cannot be read");
+
+    let garbage = dir.join("garbage.onnx");
+    std::fs::write(&garbage, b"this is not a model at all\n").unwrap();
+    refused(&fx, &garbage, &[], "not an ONNX model");
+
+    let good = mean_colour_model(&dir.join("good.onnx"));
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = dir.join("truncated.onnx");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    refused(&fx, &truncated, &[], "not an ONNX model");
+
+    // One channel where RGB is needed.
+    let grey = write_model(
+        &dir.join("grey.onnx"),
+        vec![None, Some(1), Some(8), Some(8)],
+        vec![
+            node("GlobalAveragePool", "image", "pooled"),
+            node("Flatten", "pooled", "embedding"),
+        ],
+        &[("embedding", vec![None, Some(1)])],
+    );
+    refused(&fx, &grey, &[], "3 colour channels");
+
+    // A flat input.
+    let flat = write_model(
+        &dir.join("flat.onnx"),
+        vec![None, Some(192)],
+        vec![node("Identity", "image", "embedding")],
+        &[("embedding", vec![None, Some(192)])],
+    );
+    refused(&fx, &flat, &[], "rank 4");
+
+    // An output that is a picture, not a vector.
+    let picture = write_model(
+        &dir.join("picture.onnx"),
+        vec![None, Some(3), Some(8), Some(8)],
+        vec![node("Identity", "image", "same")],
+        &[("same", vec![None, Some(3), Some(8), Some(8)])],
+    );
+    refused(&fx, &picture, &[], "one vector per image");
+
+    // Two outputs and none chosen; a chosen one that does not exist; the right one.
+    let two = write_model(
+        &dir.join("two.onnx"),
+        vec![None, Some(3), Some(8), Some(8)],
+        vec![
+            node("GlobalAveragePool", "image", "pooled"),
+            node("Flatten", "pooled", "embedding"),
+            node("Identity", "image", "copy"),
+        ],
+        &[
+            ("embedding", vec![None, Some(3)]),
+            ("copy", vec![None, Some(3), Some(8), Some(8)]),
+        ],
+    );
+    refused(&fx, &two, &[], "embed.model_output");
+    let settings = dir.join("aldente.toml");
+    std::fs::write(&settings, "[embed]\nmodel_output = \"nope\"\n").unwrap();
+    refused(&fx, &two, &[], "no output named \"nope\"");
+    std::fs::write(&settings, "[embed]\nmodel_output = \"embedding\"\n").unwrap();
+    let run = fx.report(&[&model_arg(&two)]);
+    assert_eq!(run.report_json()["embedding"]["feature_dims"], 3);
+
+    // A scaling that does not exist is a settings error naming the key.
+    std::fs::write(&settings, "[embed]\nmodel_pixels = \"0..2\"\n").unwrap();
+    let run = fx.report_raw(&[&model_arg(&good)]);
+    assert_eq!(run.output.status.code(), Some(2), "{}", run.stderr());
+    assert!(run.stderr().contains("model_pixels"), "{}", run.stderr());
+}
