@@ -106,9 +106,15 @@ pub struct LabelIssueJson {
     pub path: String,
     pub given: String,
     pub suggested: String,
-    /// Combined evidence (mean of neighbour vote and out-of-fold model) for `suggested`
-    /// minus that for `given`, 0..1.
+    /// The split the image is in (absent without splits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    /// Cosine similarity to the nearest reference image of `suggested` minus that to the
+    /// nearest of `given` (reference: the training split when there is one), times
+    /// (1 - vote_given) and (1 - model_given).
     pub score: f64,
+    pub nearest_given: f64,
+    pub nearest_suggested: f64,
     /// The neighbours' weighted vote for `given` and for `suggested`.
     pub vote_given: f64,
     pub vote_suggested: f64,
@@ -196,7 +202,10 @@ fn embedding_json(input: &RenderInput) -> (Vec<LabelIssueJson>, Vec<OutlierJson>
             path: path(f.image),
             given: name(f.detail.given as usize),
             suggested: name(f.detail.suggested as usize),
+            split: ingest.images.get(f.image).and_then(|r| r.split.clone()),
             score: round4(f.score),
+            nearest_given: round4(f.detail.nearest_given),
+            nearest_suggested: round4(f.detail.nearest_suggested),
             vote_given: round4(f.detail.vote_given),
             vote_suggested: round4(f.detail.vote_suggested),
             model_given: round4(f.detail.model_given),

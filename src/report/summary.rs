@@ -67,14 +67,19 @@ pub fn build(view: &ReportView) -> String {
             "\n### Label issues\n\n{}\n",
             view.embed.summary.replace('\n', " ")
         ));
-        for issue in view.embed.issues.iter().take(5) {
-            out.push_str(&format!(
-                "- {}: {} → {} (score {})\n",
-                code(&issue.image.path),
-                code(&issue.given),
-                code(&issue.suggested),
-                issue.score
-            ));
+        for group in &view.embed.issue_groups {
+            if !group.title.is_empty() {
+                out.push_str(&format!("\n{}:\n", group.title));
+            }
+            for issue in group.issues.iter().take(5) {
+                out.push_str(&format!(
+                    "- {}: {} → {} (score {})\n",
+                    code(&issue.image.path),
+                    code(&issue.given),
+                    code(&issue.suggested),
+                    issue.score
+                ));
+            }
         }
     }
     out.push_str(&format!(

@@ -16,6 +16,7 @@ use std::io::Cursor;
 use serde::Serialize;
 
 use crate::stages::embed::EmbedArtifact;
+use crate::stages::embed::findings::LabelIssue;
 use crate::stages::ingest::Ingested;
 use crate::text::thousands;
 
@@ -34,12 +35,21 @@ pub struct EmbedView {
     pub pending: bool,
     pub summary: String,
     pub method_note: String,
-    pub issues: Vec<IssueView>,
+    /// Per split (non-reference splits first), or one group without splits.
+    pub issue_groups: Vec<IssueGroup>,
     pub confusion: ConfusionView,
     pub overlaps: Vec<String>,
     pub outliers: Vec<Thumb>,
     pub separation: Vec<SeparationRow>,
     pub map: Option<MapView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IssueGroup {
+    /// "test split: 1,084 candidates"; empty without splits.
+    pub title: String,
+    pub note: String,
+    pub issues: Vec<IssueView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,7 +123,7 @@ pub fn build(ingested: &Ingested, embed: &EmbedArtifact) -> EmbedView {
             pending: true,
             summary: String::new(),
             method_note: String::new(),
-            issues: Vec::new(),
+            issue_groups: Vec::new(),
             confusion: ConfusionView {
                 classes: Vec::new(),
                 rows: Vec::new(),
@@ -138,39 +148,102 @@ pub fn build(ingested: &Ingested, embed: &EmbedArtifact) -> EmbedView {
         ..thumb(ingested, i)
     };
 
-    let issues = embed
-        .label_issues
+    let issue_view = |f: &crate::stages::embed::Finding<LabelIssue>| {
+        let d = &f.detail;
+        IssueView {
+            image: thumb(ingested, f.image),
+            given: name(d.given),
+            suggested: name(d.suggested),
+            score: format!("{:.2}", f.score),
+            evidence: format!(
+                "nearest {}: {:.2}, nearest {}: {:.2} · neighbours: {:.0}% {}, {:.0}% {} · \
+                 model: {:.0}% {}, {:.0}% {}",
+                name(d.suggested),
+                d.nearest_suggested,
+                name(d.given),
+                d.nearest_given,
+                100.0 * d.vote_suggested,
+                name(d.suggested),
+                100.0 * d.vote_given,
+                name(d.given),
+                100.0 * d.model_suggested,
+                name(d.suggested),
+                100.0 * d.model_given,
+                name(d.given),
+            ),
+            neighbours: f
+                .neighbours
+                .iter()
+                .map(|&j| j as usize)
+                .filter(|&j| valid(j))
+                .map(captioned)
+                .collect(),
+        }
+    };
+    let split_of = |i: usize| ingest.images[i].split.clone();
+    let reference = embed.reference_split.clone();
+    // Splits in the table's order, the reference split last: errors in a test split
+    // corrupt every benchmark number, so they come first.
+    let mut group_splits: Vec<Option<String>> = ingest
+        .splits
         .iter()
-        .filter(|f| valid(f.image))
-        .take(ISSUES_SHOWN)
-        .map(|f| {
-            let d = &f.detail;
-            IssueView {
-                image: thumb(ingested, f.image),
-                given: name(d.given),
-                suggested: name(d.suggested),
-                score: format!("{:.2}", f.score),
-                evidence: format!(
-                    "neighbours: {:.0}% {}, {:.0}% {} · model: {:.0}% {}, {:.0}% {}",
-                    100.0 * d.vote_suggested,
-                    name(d.suggested),
-                    100.0 * d.vote_given,
-                    name(d.given),
-                    100.0 * d.model_suggested,
-                    name(d.suggested),
-                    100.0 * d.model_given,
-                    name(d.given),
+        .filter(|s| Some(*s) != reference.as_ref())
+        .cloned()
+        .map(Some)
+        .collect();
+    if ingest.splits.is_empty() {
+        group_splits.push(None);
+    } else if reference.is_some() {
+        group_splits.push(reference.clone());
+    }
+    let issue_groups: Vec<IssueGroup> = group_splits
+        .into_iter()
+        .filter_map(|split| {
+            let members: Vec<_> = embed
+                .label_issues
+                .iter()
+                .filter(|f| valid(f.image) && split_of(f.image) == split)
+                .collect();
+            let name = split.clone()?;
+            let is_reference = Some(&name) == reference.as_ref();
+            Some(IssueGroup {
+                title: format!(
+                    "{name} split: {} candidates",
+                    thousands(members.len() as u64)
                 ),
-                neighbours: f
-                    .neighbours
-                    .iter()
-                    .map(|&j| j as usize)
-                    .filter(|&j| valid(j))
-                    .map(captioned)
+                note: if is_reference {
+                    format!(
+                        "Compared with the other images of {name}. A model trained on this split \
+                         has memorised its labels, so few of its errors show here."
+                    )
+                } else if let Some(reference) = &reference {
+                    format!("Compared with the images of the {reference} split.")
+                } else {
+                    String::new()
+                },
+                issues: members
+                    .into_iter()
+                    .take(ISSUES_SHOWN)
+                    .map(issue_view)
                     .collect(),
-            }
+            })
         })
         .collect();
+    let issue_groups = if ingest.splits.is_empty() {
+        vec![IssueGroup {
+            title: String::new(),
+            note: String::new(),
+            issues: embed
+                .label_issues
+                .iter()
+                .filter(|f| valid(f.image))
+                .take(ISSUES_SHOWN)
+                .map(issue_view)
+                .collect(),
+        }]
+    } else {
+        issue_groups
+    };
 
     let palette = class_colors(classes.len());
     let confusion = ConfusionView {
@@ -257,12 +330,16 @@ pub fn build(ingested: &Ingested, embed: &EmbedArtifact) -> EmbedView {
 
     let total_issues = embed.label_issue_total;
     let summary = format!(
-        "{} of {} images have neighbours and a linear model that both lean towards another label \
-         more than their own; the {} most likely are listed below, with their nearest neighbours \
-         as evidence. Review them: most will be ambiguous or unusual pictures, some wrongly labelled.",
+        "{} of {} images are closer to an image of another class than to any image of their own; \
+         the most likely are listed below{}, with their nearest neighbours as evidence. Review \
+         them: many will be ambiguous or unusual pictures, some wrongly labelled.",
         thousands(total_issues as u64),
         thousands(embed.images as u64),
-        thousands(embed.label_issues.len().min(ISSUES_SHOWN) as u64),
+        if ingest.splits.is_empty() {
+            ""
+        } else {
+            " per split"
+        },
     );
     let source = match &embed.model {
         Some(model) => format!(
@@ -289,7 +366,7 @@ pub fn build(ingested: &Ingested, embed: &EmbedArtifact) -> EmbedView {
         pending: false,
         summary,
         method_note,
-        issues,
+        issue_groups,
         confusion,
         overlaps,
         outliers,

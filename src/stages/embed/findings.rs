@@ -1,15 +1,11 @@
 //! What the neighbours say: likely label errors, outliers and which classes overlap.
 //!
-//! A likely label error is an image whose evidence points at another class. Two witnesses
-//! are averaged, because each alone mostly surfaces ambiguous images rather than wrong
-//! labels: the similarity-weighted vote of its nearest neighbours, and the probability a
-//! linear classifier (softmax regression on the reduced vectors) gives each class when it
-//! was trained without that image (out-of-fold, 5 folds). An image is listed when the
-//! combined evidence prefers another class. Its score is the combined evidence for the
-//! suggested label minus that for the given one (0..1): ranking by 1 - evidence for the
-//! given label alone saturated on CIFAR-10 (hundreds of images at 1.00, the model being
-//! confident), and put first images whose evidence was scattered over many classes rather
-//! than pointing at one. These are candidates for review, not verdicts.
+//! A likely label error is an image nearer to an image of another class than to any image
+//! of its own, among the reference images (the training split when there is one), weighed by
+//! two more witnesses: the similarity-weighted vote of its nearest neighbours, and the
+//! probability a linear classifier (softmax regression on the reduced vectors) gives each
+//! class when it was trained without that image (out-of-fold, 5 folds). See
+//! [`label_issues`] for the score and why. These are candidates for review, not verdicts.
 //!
 //! An outlier is an image far from everything: 1 - the mean cosine similarity of its
 //! nearest neighbours. The class-confusion matrix counts, per class, which classes hold
@@ -36,13 +32,6 @@ pub struct Evidence {
     pub classes: usize,
     pub neighbours: Vec<f32>,
     pub model: Vec<f32>,
-}
-
-impl Evidence {
-    pub fn combined(&self, image: usize, class: usize) -> f32 {
-        let at = image * self.classes + class;
-        0.5 * (self.neighbours[at] + self.model[at])
-    }
 }
 
 /// The similarity-weighted neighbour vote of every image.
@@ -186,8 +175,16 @@ pub struct LabelIssue {
     pub image: usize,
     pub given: u32,
     pub suggested: u32,
-    /// Combined evidence for the suggested label minus that for the given one.
+    /// How much closer the image is to the nearest reference image of the suggested class
+    /// than to the nearest of its given class (a difference of cosine similarities), times
+    /// the doubt of the two other witnesses: (1 - vote for the given label) and (1 - the
+    /// model's probability of it).
     pub score: f32,
+    /// Similarity to the nearest reference image of the given and of the suggested class.
+    #[serde(default)]
+    pub nearest_given: f32,
+    #[serde(default)]
+    pub nearest_suggested: f32,
     /// The neighbour vote and the model's probability for the given and suggested labels.
     pub vote_given: f32,
     pub vote_suggested: f32,
@@ -195,32 +192,97 @@ pub struct LabelIssue {
     pub model_suggested: f32,
 }
 
-/// Every image whose combined evidence prefers another label, highest score first.
-pub fn label_issues(evidence: &Evidence, labels: &[u32]) -> Vec<LabelIssue> {
-    let classes = evidence.classes;
-    let mut issues: Vec<LabelIssue> = labels
-        .iter()
-        .enumerate()
-        .filter_map(|(i, &given)| {
-            let best = (0..classes)
-                .max_by(|&a, &b| {
-                    evidence
-                        .combined(i, a)
-                        .total_cmp(&evidence.combined(i, b))
-                        // Ties go to the lower class index, deterministically.
-                        .then(b.cmp(&a))
-                })
-                .unwrap_or(given as usize);
-            let given_p = evidence.combined(i, given as usize);
-            (best != given as usize && evidence.combined(i, best) > given_p).then(|| LabelIssue {
+/// Every image that is closer to a reference image of another class than to any reference
+/// image of its own, and that neither the vote nor the model is sure of, highest score first
+/// (ties: lower row). Score: the similarity margin times (1 - vote for the given label) times
+/// (1 - model probability of it); no constant is tuned.
+///
+/// Why: measured on CIFAR-10's confirmed test label errors (the half we have), with a CNN's
+/// embedding, ranking by the margin of neighbour votes or of out-of-fold probabilities
+/// (cleanlab's margin) put 7 of 30 in the top 200 test candidates, the similarity margin 10;
+/// with the built-in features 3-5 and 5. A probability saturates and a vote cannot tell how
+/// far away the given class is: a wrongly labelled image is far from *every* image of its
+/// given class, a merely hard one near images of both. The margin alone is fooled by two
+/// similar images sharing a wrong label (each is the other's nearest of "its" class); the
+/// two doubts, which see all neighbours, keep those near the top (measured on the demo's
+/// planted pairs) and cost nothing on CIFAR-10 (10 of 30 either way; built-in 5).
+///
+/// `reference[j]`: whether row `j` is a reference image (the training split, when there is
+/// one: a model trained on it has pulled its images onto their labels, so they are the
+/// anchors; other test images are not). An image is never its own reference.
+///
+/// Exact, and cheap: the nearest reference image of a class that appears among an image's
+/// listed neighbours is the first such neighbour (anything not listed is less similar than
+/// the last listed). Only when the given class is missing from the list is that class's
+/// nearest found by a scan of its reference images, and all classes when no listed
+/// neighbour is a reference image.
+pub fn label_issues(
+    vectors: ArrayView2<f32>,
+    neighbours: &Neighbours,
+    labels: &[u32],
+    classes: usize,
+    reference: &[bool],
+    evidence: &Evidence,
+) -> Vec<LabelIssue> {
+    let rows = labels.len();
+    let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); classes];
+    for (j, &l) in labels.iter().enumerate() {
+        if reference[j] {
+            by_class[l as usize].push(j as u32);
+        }
+    }
+    let nearest_in = |i: usize, members: &[u32]| -> Option<f32> {
+        let row = vectors.row(i);
+        members
+            .iter()
+            .filter(|&&j| j as usize != i)
+            .map(|&j| row.dot(&vectors.row(j as usize)))
+            .max_by(f32::total_cmp)
+    };
+    let mut issues: Vec<LabelIssue> = (0..rows)
+        .into_par_iter()
+        .filter_map(|i| {
+            let given = labels[i] as usize;
+            let mut nearest: Vec<Option<f32>> = vec![None; classes];
+            if neighbours.k() > 0 {
+                for (&j, &s) in neighbours.of(i).iter().zip(neighbours.similarities(i)) {
+                    let j = j as usize;
+                    if reference[j] && j != i && nearest[labels[j] as usize].is_none() {
+                        nearest[labels[j] as usize] = Some(s);
+                    }
+                }
+            }
+            if nearest.iter().all(Option::is_none) {
+                for (c, members) in by_class.iter().enumerate() {
+                    nearest[c] = nearest_in(i, members);
+                }
+            } else if nearest[given].is_none() {
+                nearest[given] = nearest_in(i, &by_class[given]);
+            }
+            // Classes missing from the list are less similar than every listed one, so the
+            // best other class, when any is listed, is exact.
+            let (suggested, best) = nearest
+                .iter()
+                .enumerate()
+                .filter(|&(c, _)| c != given)
+                .filter_map(|(c, s)| s.map(|s| (c, s)))
+                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
+            // No reference image of the given class at all: nothing to compare with.
+            let own = nearest[given]?;
+            let vote_given = evidence.neighbours[i * classes + given];
+            let model_given = evidence.model[i * classes + given];
+            let score = (best - own) * (1.0 - vote_given) * (1.0 - model_given);
+            (score > 0.0).then(|| LabelIssue {
                 image: i,
-                given,
-                suggested: best as u32,
-                score: evidence.combined(i, best) - given_p,
-                vote_given: evidence.neighbours[i * classes + given as usize],
-                vote_suggested: evidence.neighbours[i * classes + best],
-                model_given: evidence.model[i * classes + given as usize],
-                model_suggested: evidence.model[i * classes + best],
+                given: given as u32,
+                suggested: suggested as u32,
+                score,
+                nearest_given: own,
+                nearest_suggested: best,
+                vote_given: evidence.neighbours[i * classes + given],
+                vote_suggested: evidence.neighbours[i * classes + suggested],
+                model_given: evidence.model[i * classes + given],
+                model_suggested: evidence.model[i * classes + suggested],
             })
         })
         .collect();
@@ -306,11 +368,27 @@ mod tests {
             neighbours: neighbour_vote(&neighbours, &labels, 3),
             model: out_of_fold_model(v.view(), &labels, 3, 1),
         };
-        let issues = label_issues(&evidence, &labels);
+        let everyone = vec![true; labels.len()];
+        let issues = label_issues(v.view(), &neighbours, &labels, 3, &everyone, &evidence);
         assert_eq!(issues[0].image, 0, "{issues:?}");
         assert_eq!(issues[0].suggested, 0);
-        assert!(issues[0].score > 0.6, "{issues:?}");
-        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert!(issues[0].score > 0.4, "{issues:?}");
+        // Its cluster-mates, whose nearest image is now the mislabelled one, may follow, but
+        // only by a hair.
+        assert!(issues[1..].iter().all(|x| x.score < 0.01), "{issues:?}");
+        // With few neighbours the given class is missing from image 0's list; its nearest
+        // image of class 2 is then found by a scan, and the result is the same.
+        let few = neighbours::search(v.view(), v.view(), 2, &ALL_PAIRS);
+        let scanned = label_issues(v.view(), &few, &labels, 3, &everyone, &evidence);
+        assert_eq!(scanned[0].image, 0);
+        assert_eq!(scanned[0].nearest_given, issues[0].nearest_given);
+        assert_eq!(scanned[0].nearest_suggested, issues[0].nearest_suggested);
+        // Only images of the reference set count as anchors: with cluster 0 out of it,
+        // image 0 has no anchor of its true class and is not listed.
+        let reference: Vec<bool> = (0..labels.len()).map(|i| i % 3 != 0).collect();
+        let anchored = label_issues(v.view(), &neighbours, &labels, 3, &reference, &evidence);
+        assert!(anchored.iter().all(|x| x.suggested != 0), "{anchored:?}");
+        assert!(!anchored.is_empty());
         let confusion = confusion(&neighbours, &labels, 3);
         assert!(confusion[1][1] > 0.99);
         assert!(confusion[2][0] > 0.0);

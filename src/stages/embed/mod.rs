@@ -46,7 +46,8 @@ use onnx::OnnxEmbedder;
 
 pub const STAGE: Stage = Stage::Embed;
 /// 5: canonical row order, a pixel-only map sample, and the pixel part reused across relabels.
-pub const VERSION: u32 = 5;
+/// 6: model features; label issues ranked by the nearest reference image per class.
+pub const VERSION: u32 = 6;
 
 /// Neighbours shown as evidence beside each label issue and outlier.
 pub const EVIDENCE: usize = 8;
@@ -82,6 +83,9 @@ pub struct EmbedArtifact {
     pub label_issues: Vec<Finding<findings::LabelIssue>>,
     /// How many images the evidence would relabel in all (before the cap).
     pub label_issue_total: usize,
+    /// The split whose images anchor the label-issue ranking; none: every image.
+    #[serde(default)]
+    pub reference_split: Option<String>,
     /// The images farthest from their neighbours, highest score first.
     pub outliers: Vec<Finding<f32>>,
     /// `confusion[a][b]`, see [`findings::confusion`].
@@ -269,8 +273,15 @@ pub fn run(
     let order = canonical_order(ingested);
     let key = pixel_key(ingested, &order, config, embedder);
     let canonical_labels: Vec<u32> = order.iter().map(|&i| labels[i]).collect();
+    let reference_split = reference_split(ingest);
+    let reference: Vec<bool> = order
+        .iter()
+        .map(|&i| reference_split.is_none() || ingest.images[i].split == reference_split)
+        .collect();
+    artifact.reference_split = reference_split.clone();
     let label_level = Labels {
         labels: &canonical_labels,
+        reference: &reference,
         classes: class_count,
         config,
     };
@@ -322,10 +333,19 @@ pub fn run(
             .collect()
     };
     artifact.label_issue_total = found.issues.len();
+    // The first `label_issues` of each split: a test split's errors must not be crowded
+    // out by a larger training split's.
+    let mut kept_per_split: std::collections::HashMap<Option<&str>, usize> = Default::default();
     artifact.label_issues = found
         .issues
         .into_iter()
-        .take(config.label_issues)
+        .filter(|issue| {
+            let kept = kept_per_split
+                .entry(ingest.images[order[issue.image]].split.as_deref())
+                .or_default();
+            *kept += 1;
+            *kept <= config.label_issues
+        })
         .map(|mut issue| {
             let row = issue.image;
             issue.image = order[row];
@@ -578,10 +598,35 @@ fn compute_pixel_part(
     (part, found, store)
 }
 
+/// The split whose images anchor the label-issue ranking: "train" (any case) when there is
+/// one, else the largest split (the first by name on a tie); none when the dataset has no
+/// splits (every image is then a reference for the others).
+fn reference_split(ingest: &crate::stages::ingest::IngestArtifact) -> Option<String> {
+    if let Some(train) = ingest
+        .splits
+        .iter()
+        .find(|s| s.eq_ignore_ascii_case("train"))
+    {
+        return Some(train.clone());
+    }
+    let mut sizes: std::collections::BTreeMap<&str, usize> = Default::default();
+    for image in &ingest.images {
+        if let Some(split) = image.split.as_deref() {
+            *sizes.entry(split).or_default() += 1;
+        }
+    }
+    sizes
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .map(|(split, _)| split.to_string())
+}
+
 /// The label-level half: everything that reads labels, computed from the pixel part.
 struct Labels<'a> {
     /// Per canonical row.
     labels: &'a [u32],
+    /// Per canonical row: whether it is a reference image for label issues.
+    reference: &'a [bool],
     classes: usize,
     config: &'a EmbedConfig,
 }
@@ -603,7 +648,14 @@ impl Labels<'_> {
             neighbours: findings::neighbour_vote(neighbours, labels, classes),
             model: findings::out_of_fold_model(vectors, labels, classes, self.config.seed),
         };
-        let issues = findings::label_issues(&evidence, labels);
+        let issues = findings::label_issues(
+            vectors,
+            neighbours,
+            labels,
+            classes,
+            self.reference,
+            &evidence,
+        );
         let outlier_scores = findings::outlier_scores(neighbours, rows);
         let mut by_score: Vec<usize> = (0..rows).collect();
         by_score.sort_by(|&a, &b| {
