@@ -174,6 +174,31 @@ pub struct EmbedConfig {
     pub model_output: Option<String>,
     /// Height and width to feed a model that leaves its input size open.
     pub model_input_size: Option<u32>,
+    /// What runs the model: "tract" (built in, pure Rust) or "onnxruntime" (faster; needs
+    /// aldente built with `--features onnxruntime` and a libonnxruntime, see
+    /// `onnxruntime_library`).
+    pub model_runtime: ModelRuntime,
+    /// The libonnxruntime shared library for `model_runtime = "onnxruntime"`; default: the
+    /// ORT_DYLIB_PATH environment variable.
+    pub onnxruntime_library: Option<PathBuf>,
+}
+
+/// What runs a model (`embed.model_runtime`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelRuntime {
+    #[default]
+    Tract,
+    Onnxruntime,
+}
+
+impl ModelRuntime {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelRuntime::Tract => "tract",
+            ModelRuntime::Onnxruntime => "onnxruntime",
+        }
+    }
 }
 
 /// How pixels are scaled for a model (`embed.model_pixels`).
@@ -211,6 +236,8 @@ impl Default for EmbedConfig {
             model_pixels: ModelPixels::Unit,
             model_output: None,
             model_input_size: None,
+            model_runtime: ModelRuntime::Tract,
+            onnxruntime_library: None,
         }
     }
 }

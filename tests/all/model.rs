@@ -196,6 +196,28 @@ fn a_models_vectors_replace_the_builtin_features_and_are_cached_per_model() {
     assert_eq!(back.report_json()["embedding"], report["embedding"]);
     assert!(back.html().contains("no inference in this run"));
 
+    // A relabel (a file moved to another class) runs no inference; a changed file runs the
+    // model on that file alone.
+    std::fs::rename(
+        fx.data().join("red/0.png"),
+        fx.data().join("green/moved.png"),
+    )
+    .unwrap();
+    let relabelled = fx.report(&[&model_arg(&mean)]);
+    let log = embed_log(&relabelled);
+    assert_eq!(log["embed"]["features_computed"], 0, "{log}");
+    assert_eq!(log["embed"]["pixel_part_reused"], true, "{log}");
+    let issues = relabelled.report_json()["label_issues"].clone();
+    assert_eq!(issues[0]["path"], "green/moved.png", "{issues}");
+    assert_eq!(issues[0]["suggested"], "red", "{issues}");
+    RgbImage::from_pixel(12, 12, Rgb([10, 10, 200]))
+        .save(fx.data().join("blue/0.png"))
+        .unwrap();
+    let changed = fx.report(&[&model_arg(&mean)]);
+    let log = embed_log(&changed);
+    assert_eq!(log["embed"]["features_computed"], 1, "{log}");
+    assert_eq!(log["embed"]["features_reused"], 35, "{log}");
+
     // The model file replaced at the same path: the stage reruns on the new content.
     squared_colour_model(&mean);
     let replaced = fx.report(&[&model_arg(&mean)]);
@@ -353,4 +375,69 @@ fn models_that_cannot_be_used_give_a_clear_error_naming_the_file() {
     let run = fx.report_raw(&[&model_arg(&good)]);
     assert_eq!(run.output.status.code(), Some(2), "{}", run.stderr());
     assert!(run.stderr().contains("model_pixels"), "{}", run.stderr());
+}
+
+#[cfg(not(feature = "onnxruntime"))]
+#[test]
+fn the_onnxruntime_runtime_says_how_to_get_it_when_it_is_not_built_in() {
+    let fx = Fixture::new();
+    colour_dataset(&fx);
+    let model = mean_colour_model(&fx.dir.path().join("mean.onnx"));
+    std::fs::write(
+        fx.dir.path().join("aldente.toml"),
+        "[embed]\nmodel_runtime = \"onnxruntime\"\n",
+    )
+    .unwrap();
+    refused(&fx, &model, &[], "--features onnxruntime");
+}
+
+/// Needs ORT_DYLIB_PATH: the libonnxruntime to load (`pip install onnxruntime` has one in
+/// onnxruntime/capi/). .ci/run sets it when it can install the package.
+#[cfg(feature = "onnxruntime")]
+#[test]
+fn onnxruntime_gives_the_vectors_tract_gives() {
+    let library = std::env::var("ORT_DYLIB_PATH")
+        .expect("set ORT_DYLIB_PATH to libonnxruntime.so to test the onnxruntime feature");
+    let fx = Fixture::new();
+    colour_dataset(&fx);
+    let model = mean_colour_model(&fx.dir.path().join("mean.onnx"));
+    let tract = fx.report(&[&model_arg(&model)]).report_json();
+    let settings = fx.dir.path().join("aldente.toml");
+    std::fs::write(&settings, "[embed]\nmodel_runtime = \"onnxruntime\"\n").unwrap();
+    let run = fx.report(&[&model_arg(&model)]);
+    let ort = run.report_json();
+    assert!(
+        ort["embedding"]["features"]
+            .as_str()
+            .unwrap()
+            .ends_with("onnxruntime")
+    );
+    assert_eq!(embed_log(&run)["embed"]["features_computed"], 36);
+    // The two agree to about 1e-6; on this tiny 3-value model that can reorder neighbours
+    // tied at a class boundary, so the findings are compared, not every share.
+    for key in ["vote_accuracy", "feature_dims"] {
+        assert_eq!(ort["embedding"][key], tract["embedding"][key], "{key}");
+    }
+    let findings = |report: &Value| -> Vec<(Value, Value)> {
+        report["label_issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["path"].clone(), i["suggested"].clone()))
+            .collect()
+    };
+    assert_eq!(findings(&ort), findings(&tract));
+    // A library that is not there: a clear error naming it.
+    std::fs::write(
+        &settings,
+        "[embed]\nmodel_runtime = \"onnxruntime\"\nonnxruntime_library = \"/nowhere/libonnxruntime.so\"\n",
+    )
+    .unwrap();
+    refused(
+        &fx,
+        &model,
+        &[],
+        "/nowhere/libonnxruntime.so does not exist",
+    );
+    drop(library);
 }

@@ -31,9 +31,22 @@ use tract_onnx::tract_hir::infer::Factoid;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::features::{Block, Embedder, Encoding};
-use crate::config::{EmbedConfig, ModelPixels};
+use crate::config::{EmbedConfig, ModelPixels, ModelRuntime};
 
 type Plan = Arc<TypedRunnableModel>;
+
+/// Images per run of an onnxruntime session (it threads inside a run, so batches are large).
+#[cfg(feature = "onnxruntime")]
+const ORT_BATCH: usize = 256;
+
+/// What runs the model. tract is always there; onnxruntime when built with the feature.
+enum Runner {
+    /// Every worker spawns its own state of the shared plan.
+    Tract,
+    /// One session, threaded inside each run.
+    #[cfg(feature = "onnxruntime")]
+    Onnxruntime(std::sync::Mutex<ort::session::Session>),
+}
 
 /// A model that cannot be used, with what to do about it. `main` gives it exit code 2,
 /// like a wrong setting.
@@ -68,7 +81,9 @@ pub struct OnnxEmbedder {
     /// The output used, by name.
     pub output: String,
     pixels: ModelPixels,
+    pub runtime: ModelRuntime,
     plan: Plan,
+    runner: Runner,
 }
 
 impl std::fmt::Debug for OnnxEmbedder {
@@ -256,6 +271,10 @@ impl OnnxEmbedder {
                 out[0].datum_type()
             )));
         }
+        let runner = match config.model_runtime {
+            ModelRuntime::Tract => Runner::Tract,
+            ModelRuntime::Onnxruntime => onnxruntime_session(path, config)?,
+        };
         Ok(OnnxEmbedder {
             path: path.to_path_buf(),
             hash,
@@ -266,15 +285,18 @@ impl OnnxEmbedder {
             dims: vector_dims,
             output,
             pixels: config.model_pixels,
+            runtime: config.model_runtime,
             plan,
+            runner,
         })
     }
 
-    /// The input tensor of a batch of RGB images (padded with blanks to the batch size).
-    fn tensor(&self, images: &[(&[u8], u32, u32)]) -> Tensor {
+    /// The input values of a batch of RGB images (padded with blanks to `batch` images),
+    /// and their shape.
+    fn input(&self, images: &[(&[u8], u32, u32)], batch: usize) -> ([usize; 4], Vec<f32>) {
         let (h, w) = (self.height, self.width);
         let plane = h * w;
-        let mut values = vec![0f32; self.batch * plane * 3];
+        let mut values = vec![0f32; batch * plane * 3];
         let (mean, spread) = self.pixels.mean_and_spread();
         for (i, &(rgb, iw, ih)) in images.iter().enumerate() {
             let fitted = fit(rgb, iw, ih, w as u32, h as u32);
@@ -290,11 +312,141 @@ impl OnnxEmbedder {
             }
         }
         let shape = match self.layout {
-            Layout::ChannelsFirst => [self.batch, 3, h, w],
-            Layout::ChannelsLast => [self.batch, h, w, 3],
+            Layout::ChannelsFirst => [batch, 3, h, w],
+            Layout::ChannelsLast => [batch, h, w, 3],
         };
+        (shape, values)
+    }
+
+    fn tensor(&self, images: &[(&[u8], u32, u32)]) -> Tensor {
+        let (shape, values) = self.input(images, self.batch);
         Tensor::from_shape(&shape, &values).expect("values has the batch's size")
     }
+
+    /// tract: every worker runs its own state of the plan on batches of `self.batch`.
+    fn embed_tract(&self, images: &[(&[u8], u32, u32)], out: &mut [u8]) {
+        let row = self.dims * 4;
+        images
+            .par_chunks(self.batch)
+            .zip(out.par_chunks_mut(row * self.batch))
+            .for_each_init(
+                || self.plan.spawn().ok(),
+                |state, (batch, dst)| {
+                    dst.fill(0);
+                    let Some(state) = state else { return };
+                    let Ok(result) = state.run(tvec!(self.tensor(batch).into())) else {
+                        return;
+                    };
+                    let Ok(view) = result[0].to_plain_array_view::<f32>() else {
+                        return;
+                    };
+                    for (o, v) in dst.chunks_exact_mut(4).zip(view.iter()) {
+                        o.copy_from_slice(&v.to_le_bytes());
+                    }
+                },
+            );
+    }
+
+    /// onnxruntime: one session, batches in turn, threads inside each run.
+    #[cfg(feature = "onnxruntime")]
+    fn embed_onnxruntime(
+        &self,
+        session: &std::sync::Mutex<ort::session::Session>,
+        images: &[(&[u8], u32, u32)],
+        out: &mut [u8],
+    ) {
+        let row = self.dims * 4;
+        // A model with a fixed batch size is fed that size; an open one ORT_BATCH at a time.
+        let batch = if self.batch > 1 {
+            self.batch
+        } else {
+            ORT_BATCH
+        };
+        let Ok(mut session) = session.lock() else {
+            return;
+        };
+        for (chunk, dst) in images.chunks(batch).zip(out.chunks_mut(row * batch)) {
+            dst.fill(0);
+            let fed = if self.batch > 1 { batch } else { chunk.len() };
+            let (shape, values) = self.input(chunk, fed);
+            let Ok(tensor) = ort::value::TensorRef::from_array_view((shape, values.as_slice()))
+            else {
+                continue;
+            };
+            let Ok(result) = session.run(ort::inputs![tensor]) else {
+                continue;
+            };
+            let Some(value) = result.get(self.output.as_str()) else {
+                continue;
+            };
+            let Ok(array) = value.try_extract_array::<f32>() else {
+                continue;
+            };
+            for (o, v) in dst.chunks_exact_mut(4).zip(array.iter()) {
+                o.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// An onnxruntime session on the model, from the library in the settings or ORT_DYLIB_PATH.
+#[cfg(feature = "onnxruntime")]
+fn onnxruntime_session(path: &Path, config: &EmbedConfig) -> Result<Runner, ModelError> {
+    let fail = |problem: String| ModelError {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let library = config
+        .onnxruntime_library
+        .clone()
+        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+        .ok_or_else(|| {
+            fail(
+                "embed.model_runtime = \"onnxruntime\" needs the onnxruntime library: set \
+                 embed.onnxruntime_library or ORT_DYLIB_PATH to libonnxruntime.so (pip install \
+                 onnxruntime puts it in onnxruntime/capi/)"
+                    .into(),
+            )
+        })?;
+    if !library.is_file() {
+        return Err(fail(format!(
+            "the onnxruntime library {} does not exist (embed.onnxruntime_library or \
+             ORT_DYLIB_PATH)",
+            library.display()
+        )));
+    }
+    let unloadable = |err: String| {
+        fail(format!(
+            "onnxruntime library {} could not be loaded ({err})",
+            library.display()
+        ))
+    };
+    let environment = ort::init_from(&library)
+        .map_err(|err| unloadable(err.to_string()))?
+        .build()
+        .map_err(|err| unloadable(err.to_string()))?;
+    let threads = rayon::current_num_threads();
+    let refused = |err: String| fail(format!("onnxruntime cannot run it ({err})"));
+    let session = ort::session::Session::builder(&environment)
+        .map_err(|err| refused(err.to_string()))?
+        .with_intra_threads(threads)
+        .map_err(|err| refused(err.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|err| refused(err.to_string()))?
+        .commit_from_file(path)
+        .map_err(|err| refused(err.to_string()))?;
+    Ok(Runner::Onnxruntime(std::sync::Mutex::new(session)))
+}
+
+#[cfg(not(feature = "onnxruntime"))]
+fn onnxruntime_session(path: &Path, _config: &EmbedConfig) -> Result<Runner, ModelError> {
+    Err(ModelError {
+        path: path.to_path_buf(),
+        problem: "embed.model_runtime = \"onnxruntime\", but this aldente was built without \
+                  it: build with `cargo build --release --features onnxruntime`, or use the \
+                  built-in runtime, model_runtime = \"tract\""
+            .into(),
+    })
 }
 
 /// The image resized to `w x h` (aspect ignored, like the built-in features), as RGB bytes.
@@ -342,15 +494,17 @@ impl ModelPixels {
 }
 
 impl Embedder for OnnxEmbedder {
-    /// The model's content hash, the output and how pixels are fed: what changes a vector.
+    /// The model's content hash, the output, how pixels are fed and what runs it (the two
+    /// runtimes agree to about 1e-6, not bit for bit): what changes a vector.
     fn id(&self) -> String {
         format!(
-            "onnx-{:016x}-{}-{}x{}-{}",
+            "onnx-{:016x}-{}-{}x{}-{}-{}",
             self.hash,
             self.output,
             self.width,
             self.height,
-            self.pixels.name()
+            self.pixels.name(),
+            self.runtime.name()
         )
     }
 
@@ -370,28 +524,12 @@ impl Embedder for OnnxEmbedder {
         self.embed_many(&[(rgb, width, height)], out);
     }
 
-    /// Every worker runs its own state of the plan on batches of `self.batch` images. A
-    /// batch the model fails on (it passed the blank one at load) gets zero vectors.
+    /// A batch the model fails on (it passed a blank one at load) gets zero vectors.
     fn embed_many(&self, images: &[(&[u8], u32, u32)], out: &mut [u8]) {
-        let row = self.dims * 4;
-        images
-            .par_chunks(self.batch)
-            .zip(out.par_chunks_mut(row * self.batch))
-            .for_each_init(
-                || self.plan.spawn().ok(),
-                |state, (batch, dst)| {
-                    dst.fill(0);
-                    let Some(state) = state else { return };
-                    let Ok(result) = state.run(tvec!(self.tensor(batch).into())) else {
-                        return;
-                    };
-                    let Ok(view) = result[0].to_plain_array_view::<f32>() else {
-                        return;
-                    };
-                    for (o, v) in dst.chunks_exact_mut(4).zip(view.iter()) {
-                        o.copy_from_slice(&v.to_le_bytes());
-                    }
-                },
-            );
+        match &self.runner {
+            Runner::Tract => self.embed_tract(images, out),
+            #[cfg(feature = "onnxruntime")]
+            Runner::Onnxruntime(session) => self.embed_onnxruntime(session, images, out),
+        }
     }
 }
