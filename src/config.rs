@@ -174,6 +174,11 @@ pub struct EmbedConfig {
     pub model_output: Option<String>,
     /// Height and width to feed a model that leaves its input size open.
     pub model_input_size: Option<u32>,
+    /// The model's output is its class scores (logits or probabilities) for the dataset's
+    /// classes, in the order of the class names (sorted, as torchvision's ImageFolder has
+    /// them; a CIFAR binary dataset's names-file order). Its probabilities then stand in for
+    /// the out-of-fold linear model as the label issues' model witness.
+    pub model_is_classifier: bool,
     /// What runs the model: "tract" (built in, pure Rust) or "onnxruntime" (faster; needs
     /// aldente built with `--features onnxruntime` and a libonnxruntime, see
     /// `onnxruntime_library`).
@@ -236,6 +241,7 @@ impl Default for EmbedConfig {
             model_pixels: ModelPixels::Unit,
             model_output: None,
             model_input_size: None,
+            model_is_classifier: false,
             model_runtime: ModelRuntime::Tract,
             onnxruntime_library: None,
         }

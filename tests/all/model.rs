@@ -111,7 +111,12 @@ fn squared_colour_model(path: &Path) -> PathBuf {
 /// Three classes told apart by colour alone, each with a little seeded noise, in 12x12
 /// pictures: red, green and blue grounds.
 fn colour_dataset(fx: &Fixture) {
-    for (c, class) in ["red", "green", "blue"].iter().enumerate() {
+    colour_classes(fx, ["red", "green", "blue"]);
+}
+
+/// The colour dataset with its three classes named (red, green and blue grounds).
+fn colour_classes(fx: &Fixture, names: [&str; 3]) {
+    for (c, class) in names.iter().enumerate() {
         for j in 0..12u32 {
             let mut state = (c as u32 + 1) * 7919 + j * 104_729;
             let image = RgbImage::from_fn(12, 12, |_, _| {
@@ -440,4 +445,48 @@ fn onnxruntime_gives_the_vectors_tract_gives() {
         "/nowhere/libonnxruntime.so does not exist",
     );
     drop(library);
+}
+
+#[test]
+fn a_model_of_the_datasets_classes_can_be_the_classifier_of_the_label_issues() {
+    let fx = Fixture::new();
+    // Sorted, the class names are in the order of the model's outputs: red, green, blue.
+    colour_classes(&fx, ["a-red", "b-green", "c-blue"]);
+    std::fs::rename(
+        fx.data().join("a-red/0.png"),
+        fx.data().join("b-green/moved.png"),
+    )
+    .unwrap();
+    fx.settle();
+    let model = mean_colour_model(&fx.dir.path().join("scores.onnx"));
+    let plain = fx.report(&[&model_arg(&model)]).report_json();
+    std::fs::write(
+        fx.dir.path().join("aldente.toml"),
+        "[embed]\nmodel_is_classifier = true\n",
+    )
+    .unwrap();
+    let run = fx.report(&[&model_arg(&model)]);
+    let issues = run.report_json()["label_issues"].clone();
+    let moved = &issues[0];
+    assert_eq!(moved["path"], "b-green/moved.png", "{issues}");
+    assert_eq!(moved["suggested"], "a-red");
+    // The model witness is the softmax of the mean colour (0..1 pixels): red wins for a red
+    // picture, by the exact margin the scores give, not by a trained model's confidence.
+    let (given, suggested) = (
+        moved["model_given"].as_f64().unwrap(),
+        moved["model_suggested"].as_f64().unwrap(),
+    );
+    assert!(suggested > given, "{moved}");
+    assert!(suggested < 0.6, "a softmax of 0..1 means is soft: {moved}");
+    let linear = &plain["label_issues"][0];
+    assert_ne!(linear["model_suggested"], moved["model_suggested"]);
+    assert!(run.html().contains("used as a classifier"));
+
+    // Four classes for three outputs: used as an embedding, with a note that says why.
+    colour_classes(&fx, ["a-red", "b-green", "d-grey"]);
+    fx.settle();
+    let run = fx.report(&[&model_arg(&model)]);
+    let warnings = run.run_log()["warnings"].to_string();
+    assert!(warnings.contains("model_is_classifier"), "{warnings}");
+    assert!(!run.html().contains("used as a classifier"));
 }

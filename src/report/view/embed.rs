@@ -352,10 +352,17 @@ pub fn build(ingested: &Ingested, embed: &EmbedArtifact) -> EmbedView {
             embed.features, embed.feature_dims
         ),
     };
+    let witness = if embed.model.as_ref().is_some_and(|m| m.classifier) {
+        "The model is used as a classifier: \"model\" below is its own probability of each \
+         class (its outputs taken in the order of the class names)."
+    } else {
+        "\"model\" below is a linear classifier trained on the features without the image \
+         (out-of-fold)."
+    };
     let method_note = format!(
         "Features: {source}, reduced by PCA to {} components ({:.0}% of the variance); {} \
          nearest neighbours by cosine similarity. A weighted vote of its neighbours gives an \
-         image's own label for {:.1}% of images.",
+         image's own label for {:.1}% of images. {witness}",
         embed.components,
         100.0 * embed.explained_variance,
         embed.k,

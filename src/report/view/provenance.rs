@@ -64,7 +64,22 @@ fn embedding_source(input: &RenderInput) -> String {
     };
     format!(
         "the model {} (content hash {}; input {}, pixels scaled {}; output \"{}\", {} values \
-         an image), run in-process by tract; {inference}",
-        model.file, model.hash, model.input, model.pixels, model.output, embed.feature_dims
+         an image{}), run in-process by {}; {inference}",
+        model.file,
+        model.hash,
+        model.input,
+        model.pixels,
+        model.output,
+        embed.feature_dims,
+        if model.classifier {
+            ", used as a classifier of the dataset's classes"
+        } else {
+            ""
+        },
+        if embed.features.ends_with("onnxruntime") {
+            "onnxruntime"
+        } else {
+            "tract"
+        }
     )
 }

@@ -113,6 +113,9 @@ pub struct ModelInfo {
     pub input: String,
     pub output: String,
     pub pixels: String,
+    /// Its class scores were the label issues' model witness (`embed.model_is_classifier`).
+    #[serde(default)]
+    pub classifier: bool,
 }
 
 impl ModelInfo {
@@ -134,6 +137,7 @@ impl ModelInfo {
             },
             output: model.output.clone(),
             pixels: pixels.to_string(),
+            classifier: false,
         }
     }
 }
@@ -205,6 +209,12 @@ pub struct PixelPart {
     pub map_rows: Vec<u32>,
     pub map_points: Vec<[f32; 2]>,
     pub map_failed: bool,
+    /// A classifier model's class probabilities, `rows x score_classes` (softmax of its
+    /// output unless it gave probabilities); empty when the model is not used as one.
+    #[serde(default)]
+    pub scores: Vec<f32>,
+    #[serde(default)]
+    pub score_classes: usize,
 }
 
 /// Loads the stored vectors of the feature source with the given id, with notes.
@@ -290,7 +300,11 @@ pub fn run(
     let (part, found, store, fresh_part) = match reused {
         Some(part) => {
             let started = Instant::now();
-            let found = label_level.findings(part_vectors(&part), &part.neighbours);
+            let found = label_level.findings(
+                part_vectors(&part),
+                &part.neighbours,
+                usable_scores(&part, class_count, rows),
+            );
             artifact.counts.findings_seconds = started.elapsed().as_secs_f64();
             artifact.counts.pixel_part_reused = true;
             (part, found, None, false)
@@ -315,6 +329,17 @@ pub fn run(
         artifact
             .notes
             .push("the t-SNE map could not be computed; it is left out".into());
+    }
+    if let Some(info) = artifact.model.as_mut() {
+        info.classifier = usable_scores(&part, class_count, rows).is_some();
+        if config.model_is_classifier && !info.classifier {
+            artifact.notes.push(format!(
+                "embed.model_is_classifier is set, but the model gives {} values an image for \
+                 {class_count} classes; its output was used as an embedding only, and the label \
+                 issues' model witness is a linear model trained on it",
+                part.feature_dims
+            ));
+        }
     }
     artifact.features = part.features.clone();
     artifact.feature_dims = part.feature_dims;
@@ -449,6 +474,7 @@ fn pixel_key(
         config.components as u64,
         config.neighbours as u64,
         config.map_points as u64,
+        u64::from(config.model_is_classifier),
     ] {
         hasher.update(&setting.to_le_bytes());
     }
@@ -456,6 +482,12 @@ fn pixel_key(
         hasher.update(&ingested.artifact.images[i].pixel_hash.to_le_bytes());
     }
     hasher.digest()
+}
+
+/// A classifier's probabilities from the part, when they cover the dataset's classes.
+fn usable_scores(part: &PixelPart, classes: usize, rows: usize) -> Option<&[f32]> {
+    (part.score_classes == classes && part.scores.len() == rows * classes)
+        .then_some(part.scores.as_slice())
 }
 
 /// The part's vectors as a matrix, borrowed (a relabel must not copy them); a part whose
@@ -504,6 +536,11 @@ fn compute_pixel_part(
 
     // 2. reduce
     let started = Instant::now();
+    let (scores, score_classes) = if config.model_is_classifier {
+        class_probabilities(&bytes, embedder)
+    } else {
+        (Vec::new(), 0)
+    };
     let reduced = match embedder.encoding() {
         Encoding::Byte => pca::reduce(
             &bytes,
@@ -558,7 +595,9 @@ fn compute_pixel_part(
 
         // 4. findings
         let started = Instant::now();
-        let found = label_level.findings(vectors.view(), &neighbours);
+        let usable = (score_classes == label_level.classes && scores.len() == rows * score_classes)
+            .then_some(scores.as_slice());
+        let found = label_level.findings(vectors.view(), &neighbours, usable);
         counts.findings_seconds = started.elapsed().as_secs_f64();
 
         // The thread catches its own panics; a failed join is treated the same way.
@@ -594,6 +633,8 @@ fn compute_pixel_part(
         map_rows: if map_failed { Vec::new() } else { map_rows },
         map_points,
         map_failed,
+        scores,
+        score_classes,
     };
     (part, found, store)
 }
@@ -621,6 +662,33 @@ fn reference_split(ingest: &crate::stages::ingest::IngestArtifact) -> Option<Str
         .map(|(split, _)| split.to_string())
 }
 
+/// A classifier's output rows as probabilities: as they are when every row already is a
+/// distribution (non-negative, summing to 1), else their softmax.
+fn class_probabilities(bytes: &[u8], embedder: &dyn Embedder) -> (Vec<f32>, usize) {
+    if embedder.encoding() != Encoding::Float || embedder.dims() < 2 {
+        return (Vec::new(), 0);
+    }
+    let classes = embedder.dims();
+    let mut values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .map(|v| if v.is_finite() { v } else { 0.0 })
+        .collect();
+    let distributions = values
+        .chunks_exact(classes)
+        .all(|row| row.iter().all(|&p| p >= 0.0) && (row.iter().sum::<f32>() - 1.0).abs() < 1e-3);
+    if !distributions {
+        for row in values.chunks_exact_mut(classes) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            row.iter_mut().for_each(|v| *v = (*v - max).exp());
+            let sum: f32 = row.iter().sum();
+            row.iter_mut()
+                .for_each(|v| *v /= sum.max(f32::MIN_POSITIVE));
+        }
+    }
+    (values, classes)
+}
+
 /// The label-level half: everything that reads labels, computed from the pixel part.
 struct Labels<'a> {
     /// Per canonical row.
@@ -640,13 +708,24 @@ struct Found {
 }
 
 impl Labels<'_> {
-    fn findings(&self, vectors: ArrayView2<f32>, neighbours: &Neighbours) -> Found {
+    /// `scores`: a classifier model's probabilities (canonical rows, one per class), which
+    /// replace the out-of-fold linear model when given.
+    fn findings(
+        &self,
+        vectors: ArrayView2<f32>,
+        neighbours: &Neighbours,
+        scores: Option<&[f32]>,
+    ) -> Found {
         let (labels, classes) = (self.labels, self.classes);
         let rows = labels.len();
+        let model = match scores {
+            Some(scores) => scores.to_vec(),
+            None => findings::out_of_fold_model(vectors, labels, classes, self.config.seed),
+        };
         let evidence = findings::Evidence {
             classes,
             neighbours: findings::neighbour_vote(neighbours, labels, classes),
-            model: findings::out_of_fold_model(vectors, labels, classes, self.config.seed),
+            model,
         };
         let issues = findings::label_issues(
             vectors,
