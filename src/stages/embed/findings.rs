@@ -231,18 +231,10 @@ pub fn label_issues(
             by_class[l as usize].push(j as u32);
         }
     }
-    let nearest_in = |i: usize, members: &[u32]| -> Option<f32> {
-        let row = vectors.row(i);
-        members
-            .iter()
-            .filter(|&&j| j as usize != i)
-            .map(|&j| row.dot(&vectors.row(j as usize)))
-            .max_by(f32::total_cmp)
-    };
-    let mut issues: Vec<LabelIssue> = (0..rows)
+    // 1. From the lists: the first listed reference neighbour of each class.
+    let mut nearest: Vec<Vec<Option<f32>>> = (0..rows)
         .into_par_iter()
-        .filter_map(|i| {
-            let given = labels[i] as usize;
+        .map(|i| {
             let mut nearest: Vec<Option<f32>> = vec![None; classes];
             if neighbours.k() > 0 {
                 for (&j, &s) in neighbours.of(i).iter().zip(neighbours.similarities(i)) {
@@ -252,13 +244,58 @@ pub fn label_issues(
                     }
                 }
             }
-            if nearest.iter().all(Option::is_none) {
-                for (c, members) in by_class.iter().enumerate() {
-                    nearest[c] = nearest_in(i, members);
-                }
-            } else if nearest[given].is_none() {
-                nearest[given] = nearest_in(i, &by_class[given]);
-            }
+            nearest
+        })
+        .collect();
+    // 2. What the lists lack, by class: the given class when it is not listed, every class
+    // when no listed neighbour is a reference image; found by matrix products against the
+    // class's reference images, a block of rows at a time.
+    let mut wanted: Vec<Vec<u32>> = vec![Vec::new(); classes];
+    for (i, found) in nearest.iter().enumerate() {
+        if found.iter().all(Option::is_none) {
+            wanted.iter_mut().for_each(|w| w.push(i as u32));
+        } else if found[labels[i] as usize].is_none() {
+            wanted[labels[i] as usize].push(i as u32);
+        }
+    }
+    const BLOCK: usize = 256;
+    for (c, rows_wanted) in wanted.iter().enumerate() {
+        let members = &by_class[c];
+        if rows_wanted.is_empty() || members.is_empty() {
+            continue;
+        }
+        let member_index: Vec<usize> = members.iter().map(|&j| j as usize).collect();
+        let base = vectors.select(Axis(0), &member_index);
+        let found: Vec<(u32, Option<f32>)> = rows_wanted
+            .par_chunks(BLOCK)
+            .flat_map_iter(|block| {
+                let index: Vec<usize> = block.iter().map(|&i| i as usize).collect();
+                let similarities = vectors.select(Axis(0), &index).dot(&base.t());
+                block
+                    .iter()
+                    .zip(similarities.rows())
+                    .map(|(&i, row)| {
+                        let best = row
+                            .iter()
+                            .zip(members)
+                            .filter(|&(_, &j)| j != i)
+                            .map(|(&s, _)| s)
+                            .max_by(f32::total_cmp);
+                        (i, best)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (i, best) in found {
+            nearest[i as usize][c] = best;
+        }
+    }
+    // 3. The candidates.
+    let mut issues: Vec<LabelIssue> = nearest
+        .into_par_iter()
+        .enumerate()
+        .filter_map(|(i, nearest)| {
+            let given = labels[i] as usize;
             // Classes missing from the list are less similar than every listed one, so the
             // best other class, when any is listed, is exact.
             let (suggested, best) = nearest
