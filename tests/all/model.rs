@@ -490,3 +490,55 @@ fn a_model_of_the_datasets_classes_can_be_the_classifier_of_the_label_issues() {
     assert!(warnings.contains("model_is_classifier"), "{warnings}");
     assert!(!run.html().contains("used as a classifier"));
 }
+
+#[test]
+fn label_issues_are_ranked_against_the_train_split_and_shown_per_split() {
+    let fx = Fixture::new();
+    colour_dataset(&fx);
+    // Split the colour dataset: images 0-8 train, 9-11 test; then mislabel one of each.
+    for class in ["red", "green", "blue"] {
+        for j in 0..12 {
+            let split = if j < 9 { "train" } else { "test" };
+            let to = fx.data().join(format!("{split}/{class}/{j}.png"));
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::rename(fx.data().join(format!("{class}/{j}.png")), to).unwrap();
+        }
+        std::fs::remove_dir(fx.data().join(class)).unwrap();
+    }
+    std::fs::rename(
+        fx.data().join("test/red/9.png"),
+        fx.data().join("test/blue/from-red.png"),
+    )
+    .unwrap();
+    std::fs::rename(
+        fx.data().join("train/green/0.png"),
+        fx.data().join("train/red/from-green.png"),
+    )
+    .unwrap();
+    fx.settle();
+    let model = mean_colour_model(&fx.dir.path().join("mean.onnx"));
+    let run = fx.report(&[&model_arg(&model)]);
+    let report = run.report_json();
+    let issues = report["label_issues"].as_array().unwrap();
+    let find = |path: &str| {
+        issues
+            .iter()
+            .find(|i| i["path"] == path)
+            .unwrap_or_else(|| panic!("{path} not among {issues:?}"))
+    };
+    let test_issue = find("test/blue/from-red.png");
+    assert_eq!(test_issue["split"], "test");
+    assert_eq!(test_issue["suggested"], "red");
+    assert!(test_issue["nearest_suggested"].as_f64().unwrap() > 0.99);
+    let train_issue = find("train/red/from-green.png");
+    assert_eq!(train_issue["split"], "train");
+    assert_eq!(train_issue["suggested"], "green");
+    // The test split is shown first, compared with train; then train itself.
+    let html = run.html();
+    let test_at = html.find("test split:").expect("a test group");
+    let train_at = html.find("train split:").expect("a train group");
+    assert!(test_at < train_at);
+    assert!(html.contains("Compared with the images of the train split."));
+    let summary = std::fs::read_to_string(run.out.join("summary.md")).unwrap();
+    assert!(summary.contains("test split:"), "{summary}");
+}

@@ -206,10 +206,20 @@ pub fn build(ingested: &Ingested, embed: &EmbedArtifact) -> EmbedView {
                 .collect();
             let name = split.clone()?;
             let is_reference = Some(&name) == reference.as_ref();
+            let total = embed
+                .label_issue_split_totals
+                .get(&name)
+                .copied()
+                .unwrap_or(members.len());
             Some(IssueGroup {
                 title: format!(
-                    "{name} split: {} candidates",
-                    thousands(members.len() as u64)
+                    "{name} split: {} candidates{}",
+                    thousands(total as u64),
+                    if total > ISSUES_SHOWN {
+                        format!(", the first {ISSUES_SHOWN} shown")
+                    } else {
+                        String::new()
+                    }
                 ),
                 note: if is_reference {
                     format!(

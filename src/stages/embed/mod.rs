@@ -83,6 +83,9 @@ pub struct EmbedArtifact {
     pub label_issues: Vec<Finding<findings::LabelIssue>>,
     /// How many images the evidence would relabel in all (before the cap).
     pub label_issue_total: usize,
+    /// Candidates per split before the cap (split name; "" without splits).
+    #[serde(default)]
+    pub label_issue_split_totals: std::collections::BTreeMap<String, usize>,
     /// The split whose images anchor the label-issue ranking; none: every image.
     #[serde(default)]
     pub reference_split: Option<String>,
@@ -360,6 +363,13 @@ pub fn run(
     artifact.label_issue_total = found.issues.len();
     // The first `label_issues` of each split: a test split's errors must not be crowded
     // out by a larger training split's.
+    for issue in &found.issues {
+        let split = ingest.images[order[issue.image]].split.clone();
+        *artifact
+            .label_issue_split_totals
+            .entry(split.unwrap_or_default())
+            .or_default() += 1;
+    }
     let mut kept_per_split: std::collections::HashMap<Option<&str>, usize> = Default::default();
     artifact.label_issues = found
         .issues
