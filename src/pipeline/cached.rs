@@ -354,6 +354,7 @@ impl EmbedStage {
         ingested: &Ingested,
         config: &EmbedConfig,
         model: Option<&OnnxEmbedder>,
+        progress: &Progress,
     ) -> EmbedArtifact {
         let mut notes = Vec::new();
         let pixel = match cache.read_artifact::<PixelPart>(Self::STAGE, PIXEL_PART) {
@@ -386,6 +387,7 @@ impl EmbedStage {
                 features: &load_features,
             },
             model,
+            progress,
         );
         let mut artifact = embedded.artifact;
         notes.append(&mut artifact.notes);

@@ -58,8 +58,9 @@ pub fn run(settings: &Settings) -> Result<RunLog> {
     let statistics = ctx.stage::<StatisticsStage>(&statistics_run)?;
     let dedup_run = |a: &Ingested| DedupStage::run_with_pairs(&cache, a, &file.dedup, &progress);
     let dedup = ctx.stage::<DedupStage>(&dedup_run)?;
-    let embed_run =
-        |a: &Ingested| EmbedStage::run_with_store(&cache, a, &file.embed, model.as_ref());
+    let embed_run = |a: &Ingested| {
+        EmbedStage::run_with_store(&cache, a, &file.embed, model.as_ref(), &progress)
+    };
     let embed = ctx.stage::<EmbedStage>(&embed_run)?;
     render::run(
         &mut ctx,

@@ -35,7 +35,10 @@
 //! the same trait with its own name and version, and the store keeps them apart.
 
 use image::imageops::{self, FilterType};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
+
+use crate::progress::Progress;
 use serde::{Deserialize, Serialize};
 
 /// Side of the square image the features are computed on.
@@ -123,11 +126,19 @@ pub trait Embedder: Sync {
     /// The vector of one RGB image (`width * height * 3` bytes), written into `out`
     /// (`row_bytes` long).
     fn embed(&self, rgb: &[u8], width: u32, height: u32, out: &mut [u8]);
-    /// The vectors of many images, in parallel, into `out` (`row_bytes` each, in order).
-    fn embed_many(&self, images: &[(&[u8], u32, u32)], out: &mut [u8]) {
-        out.par_chunks_mut(self.row_bytes().max(1))
-            .zip(images.par_iter())
-            .for_each(|(row, &(rgb, w, h))| self.embed(rgb, w, h, row));
+    /// The vectors of many images, in parallel, into `out` (`row_bytes` each, in order),
+    /// counting the images done on `bar`.
+    fn embed_many(&self, images: &[(&[u8], u32, u32)], out: &mut [u8], bar: &ProgressBar) {
+        const CHUNK: usize = 256;
+        let row = self.row_bytes().max(1);
+        out.par_chunks_mut(row * CHUNK)
+            .zip(images.par_chunks(CHUNK))
+            .for_each(|(rows, chunk)| {
+                for (out, &(rgb, w, h)) in rows.chunks_mut(row).zip(chunk) {
+                    self.embed(rgb, w, h, out);
+                }
+                bar.inc(chunk.len() as u64);
+            });
     }
 }
 
@@ -413,6 +424,7 @@ pub fn compute<'a>(
     key_of: &(dyn Fn(usize) -> u128 + Sync),
     image_of: &(dyn Fn(usize) -> (&'a [u8], u32, u32) + Sync),
     previous: Option<&FeatureStore>,
+    progress: &Progress,
 ) -> (Vec<u8>, FeatureStore, FeatureCounts) {
     let row = embedder.row_bytes();
     let previous = previous.filter(|p| p.embedder == embedder.id() && p.row_bytes == row);
@@ -436,7 +448,13 @@ pub fn compute<'a>(
     distinct.dedup_by_key(|i| key_of(*i));
     let images: Vec<(&[u8], u32, u32)> = distinct.iter().map(|&i| image_of(i)).collect();
     let mut computed = vec![0u8; distinct.len() * row];
-    embedder.embed_many(&images, &mut computed);
+    let bar = if images.is_empty() {
+        ProgressBar::hidden()
+    } else {
+        progress.bar(images.len() as u64, "features")
+    };
+    embedder.embed_many(&images, &mut computed, &bar);
+    bar.finish_and_clear();
     for &i in &missing {
         let at = distinct
             .binary_search_by_key(&key_of(i), |&d| key_of(d))
@@ -499,7 +517,14 @@ mod tests {
         let images: Vec<Vec<u8>> = (1..5).map(image).collect();
         let keys = [10u128, 20, 30, 40];
         let image_of = |i: usize| (images[i].as_slice(), 32u32, 32u32);
-        let (first, store, counts) = compute(&BuiltinFeatures, 3, &|i| keys[i], &image_of, None);
+        let (first, store, counts) = compute(
+            &BuiltinFeatures,
+            3,
+            &|i| keys[i],
+            &image_of,
+            None,
+            &Progress::new(true),
+        );
         assert_eq!(
             counts,
             FeatureCounts {
@@ -507,8 +532,14 @@ mod tests {
                 reused: 0
             }
         );
-        let (second, _, counts) =
-            compute(&BuiltinFeatures, 4, &|i| keys[i], &image_of, Some(&store));
+        let (second, _, counts) = compute(
+            &BuiltinFeatures,
+            4,
+            &|i| keys[i],
+            &image_of,
+            Some(&store),
+            &Progress::new(true),
+        );
         assert_eq!(
             counts,
             FeatureCounts {

@@ -38,6 +38,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::config::EmbedConfig;
 use crate::neighbours::{self, Method, Neighbours, Search};
+use crate::progress::Progress;
 use crate::stage::Stage;
 use crate::stages::ingest::Ingested;
 
@@ -247,6 +248,7 @@ pub fn run(
     config: &EmbedConfig,
     previous: Previous,
     model: Option<&OnnxEmbedder>,
+    progress: &Progress,
 ) -> Embedded {
     let ingest = &ingested.artifact;
     let rows = ingest.images.len();
@@ -324,6 +326,7 @@ pub fn run(
                 features,
                 &label_level,
                 &mut artifact.counts,
+                progress,
             );
             (part, found, store, true)
         }
@@ -519,6 +522,7 @@ fn compute_pixel_part(
     previous_store: Option<FeatureStore>,
     label_level: &Labels,
     counts: &mut EmbedCounts,
+    progress: &Progress,
 ) -> (PixelPart, Found, Option<FeatureStore>) {
     let ingest = &ingested.artifact;
     let rows = order.len();
@@ -535,8 +539,14 @@ fn compute_pixel_part(
             u32::from(r.thumb_height),
         )
     };
-    let (bytes, store, feature_counts) =
-        features::compute(embedder, rows, &key_of, &image_of, previous_store.as_ref());
+    let (bytes, store, feature_counts) = features::compute(
+        embedder,
+        rows,
+        &key_of,
+        &image_of,
+        previous_store.as_ref(),
+        progress,
+    );
     drop(previous_store);
     // Only a store that gained vectors needs writing again.
     let store = (feature_counts.computed > 0).then_some(store);

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use image::imageops::{self, FilterType};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
@@ -324,7 +325,7 @@ impl OnnxEmbedder {
     }
 
     /// tract: every worker runs its own state of the plan on batches of `self.batch`.
-    fn embed_tract(&self, images: &[(&[u8], u32, u32)], out: &mut [u8]) {
+    fn embed_tract(&self, images: &[(&[u8], u32, u32)], out: &mut [u8], bar: &ProgressBar) {
         let row = self.dims * 4;
         images
             .par_chunks(self.batch)
@@ -333,6 +334,7 @@ impl OnnxEmbedder {
                 || self.plan.spawn().ok(),
                 |state, (batch, dst)| {
                     dst.fill(0);
+                    bar.inc(batch.len() as u64);
                     let Some(state) = state else { return };
                     let Ok(result) = state.run(tvec!(self.tensor(batch).into())) else {
                         return;
@@ -354,6 +356,7 @@ impl OnnxEmbedder {
         session: &std::sync::Mutex<ort::session::Session>,
         images: &[(&[u8], u32, u32)],
         out: &mut [u8],
+        bar: &ProgressBar,
     ) {
         let row = self.dims * 4;
         // A model with a fixed batch size is fed that size; an open one ORT_BATCH at a time.
@@ -367,6 +370,7 @@ impl OnnxEmbedder {
         };
         for (chunk, dst) in images.chunks(batch).zip(out.chunks_mut(row * batch)) {
             dst.fill(0);
+            bar.inc(chunk.len() as u64);
             let fed = if self.batch > 1 { batch } else { chunk.len() };
             let (shape, values) = self.input(chunk, fed);
             let Ok(tensor) = ort::value::TensorRef::from_array_view((shape, values.as_slice()))
@@ -521,15 +525,15 @@ impl Embedder for OnnxEmbedder {
     }
 
     fn embed(&self, rgb: &[u8], width: u32, height: u32, out: &mut [u8]) {
-        self.embed_many(&[(rgb, width, height)], out);
+        self.embed_many(&[(rgb, width, height)], out, &ProgressBar::hidden());
     }
 
     /// A batch the model fails on (it passed a blank one at load) gets zero vectors.
-    fn embed_many(&self, images: &[(&[u8], u32, u32)], out: &mut [u8]) {
+    fn embed_many(&self, images: &[(&[u8], u32, u32)], out: &mut [u8], bar: &ProgressBar) {
         match &self.runner {
-            Runner::Tract => self.embed_tract(images, out),
+            Runner::Tract => self.embed_tract(images, out, bar),
             #[cfg(feature = "onnxruntime")]
-            Runner::Onnxruntime(session) => self.embed_onnxruntime(session, images, out),
+            Runner::Onnxruntime(session) => self.embed_onnxruntime(session, images, out, bar),
         }
     }
 }
