@@ -69,7 +69,7 @@ pub fn build(view: &ReportView) -> String {
         ));
         for group in &view.embed.issue_groups {
             if !group.title.is_empty() {
-                out.push_str(&format!("\n{}:\n", group.title));
+                out.push_str(&format!("\n{}\n", group.title));
             }
             for issue in group.issues.iter().take(5) {
                 out.push_str(&format!(

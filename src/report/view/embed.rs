@@ -154,7 +154,11 @@ pub fn build(ingested: &Ingested, embed: &EmbedArtifact) -> EmbedView {
             image: thumb(ingested, f.image),
             given: name(d.given),
             suggested: name(d.suggested),
-            score: format!("{:.2}", f.score),
+            score: if f.score < 0.005 {
+                "<0.01".into()
+            } else {
+                format!("{:.2}", f.score)
+            },
             evidence: format!(
                 "nearest {}: {:.2}, nearest {}: {:.2} · neighbours: {:.0}% {}, {:.0}% {} · \
                  model: {:.0}% {}, {:.0}% {}",
@@ -221,11 +225,13 @@ pub fn build(ingested: &Ingested, embed: &EmbedArtifact) -> EmbedView {
                         String::new()
                     }
                 ),
-                note: if is_reference {
+                note: if is_reference && embed.model.is_some() {
                     format!(
-                        "Compared with the other images of {name}. A model trained on this split \
-                         has memorised its labels, so few of its errors show here."
+                        "Compared with the other images of {name}. If your model was trained on \
+                         this split it has memorised its labels, so few of its errors show here."
                     )
+                } else if is_reference {
+                    format!("Compared with the other images of {name}.")
                 } else if let Some(reference) = &reference {
                     format!("Compared with the images of the {reference} split.")
                 } else {
