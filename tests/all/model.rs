@@ -233,6 +233,19 @@ fn a_models_vectors_replace_the_builtin_features_and_are_cached_per_model() {
         other_features
     );
 
+    // Thumbnails smaller than the model's input: a warning says which setting to raise.
+    std::fs::write(
+        fx.dir.path().join("aldente.toml"),
+        "[ingest]\nthumbnail_size = 4\n",
+    )
+    .unwrap();
+    let small = fx.report(&[&model_arg(&mean)]);
+    let warnings = small.run_log()["warnings"].to_string();
+    assert!(
+        warnings.contains("set ingest.thumbnail_size = 8"),
+        "{warnings}"
+    );
+
     // The same model from the settings file.
     let settings = fx.dir.path().join("aldente.toml");
     std::fs::write(

@@ -336,6 +336,17 @@ pub fn run(
             .notes
             .push("the t-SNE map could not be computed; it is left out".into());
     }
+    if let Some(model) = model {
+        let side = ingest.decoded_with.thumbnail_size;
+        let needs = model.height.max(model.width);
+        if needs > side as usize {
+            artifact.notes.push(format!(
+                "the model reads {}x{} pixels, but images are fed from {side}-px thumbnails \
+                 (upscaled); set ingest.thumbnail_size = {needs} for full detail",
+                model.width, model.height
+            ));
+        }
+    }
     if let Some(info) = artifact.model.as_mut() {
         info.classifier = usable_scores(&part, class_count, rows).is_some();
         if config.model_is_classifier && !info.classifier {
