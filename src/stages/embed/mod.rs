@@ -510,8 +510,12 @@ fn pixel_key(
 
 /// A classifier's probabilities from the part, when they cover the dataset's classes.
 fn usable_scores(part: &PixelPart, classes: usize, rows: usize) -> Option<&[f32]> {
-    (part.score_classes == classes && part.scores.len() == rows * classes)
-        .then_some(part.scores.as_slice())
+    covering(&part.scores, part.score_classes, classes, rows)
+}
+
+/// `scores` (`score_classes` per row), when they cover `rows` rows of `classes` classes.
+fn covering(scores: &[f32], score_classes: usize, classes: usize, rows: usize) -> Option<&[f32]> {
+    (score_classes == classes && scores.len() == rows * classes).then_some(scores)
 }
 
 /// The part's vectors as a matrix, borrowed (a relabel must not copy them); a part whose
@@ -567,13 +571,14 @@ fn compute_pixel_part(
 
     // 2. reduce
     let started = Instant::now();
-    let (scores, score_classes) = if config.model_is_classifier {
-        class_probabilities(&bytes, embedder)
-    } else {
-        (Vec::new(), 0)
+    // A model's vectors, decoded once for the PCA and (for a classifier) its scores.
+    let floats = (embedder.encoding() == Encoding::Float).then(|| floats(&bytes));
+    let (scores, score_classes) = match &floats {
+        Some(values) if config.model_is_classifier => class_probabilities(values, embedder.dims()),
+        _ => (Vec::new(), 0),
     };
-    let reduced = match embedder.encoding() {
-        Encoding::Byte => pca::reduce(
+    let reduced = match &floats {
+        None => pca::reduce(
             &bytes,
             embedder.dims(),
             &embedder.blocks(),
@@ -581,22 +586,16 @@ fn compute_pixel_part(
             config.components,
             config.seed,
         ),
-        Encoding::Float => {
-            let floats: Vec<f32> = bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .map(|v| if v.is_finite() { v } else { 0.0 })
-                .collect();
-            pca::reduce(
-                &floats,
-                embedder.dims(),
-                &embedder.blocks(),
-                pca::Scaling::Centred,
-                config.components,
-                config.seed,
-            )
-        }
+        Some(floats) => pca::reduce(
+            floats,
+            embedder.dims(),
+            &embedder.blocks(),
+            pca::Scaling::Centred,
+            config.components,
+            config.seed,
+        ),
     };
+    drop(floats);
     drop(bytes);
     let vectors = reduced.vectors;
     counts.pca_seconds = started.elapsed().as_secs_f64();
@@ -626,8 +625,7 @@ fn compute_pixel_part(
 
         // 4. findings
         let started = Instant::now();
-        let usable = (score_classes == label_level.classes && scores.len() == rows * score_classes)
-            .then_some(scores.as_slice());
+        let usable = covering(&scores, score_classes, label_level.classes, rows);
         let found = label_level.findings(vectors.view(), &neighbours, usable);
         counts.findings_seconds = started.elapsed().as_secs_f64();
 
@@ -693,18 +691,22 @@ fn reference_split(ingest: &crate::stages::ingest::IngestArtifact) -> Option<Str
         .map(|(split, _)| split.to_string())
 }
 
-/// A classifier's output rows as probabilities: as they are when every row already is a
-/// distribution (non-negative, summing to 1), else their softmax.
-fn class_probabilities(bytes: &[u8], embedder: &dyn Embedder) -> (Vec<f32>, usize) {
-    if embedder.encoding() != Encoding::Float || embedder.dims() < 2 {
-        return (Vec::new(), 0);
-    }
-    let classes = embedder.dims();
-    let mut values: Vec<f32> = bytes
+/// Stored little-endian `f32` vectors as values; a value that is not finite reads as 0.
+fn floats(bytes: &[u8]) -> Vec<f32> {
+    bytes
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .map(|v| if v.is_finite() { v } else { 0.0 })
-        .collect();
+        .collect()
+}
+
+/// A classifier's output rows (`classes` values each) as probabilities: as they are when
+/// every row already is a distribution (non-negative, summing to 1), else their softmax.
+fn class_probabilities(values: &[f32], classes: usize) -> (Vec<f32>, usize) {
+    if classes < 2 {
+        return (Vec::new(), 0);
+    }
+    let mut values = values.to_vec();
     let distributions = values
         .chunks_exact(classes)
         .all(|row| row.iter().all(|&p| p >= 0.0) && (row.iter().sum::<f32>() - 1.0).abs() < 1e-3);

@@ -101,11 +101,17 @@ impl std::fmt::Debug for OnnxEmbedder {
 
 /// The content hash of a model file, as [`OnnxEmbedder::hash`] has it.
 pub fn file_hash(path: &Path) -> Result<u64, ModelError> {
+    read(path).map(|(_, hash)| hash)
+}
+
+/// A model file's bytes and their hash.
+fn read(path: &Path) -> Result<(Vec<u8>, u64), ModelError> {
     let bytes = std::fs::read(path).map_err(|err| ModelError {
         path: path.to_path_buf(),
         problem: format!("cannot be read ({err}); give the path of an .onnx file"),
     })?;
-    Ok(xxh3_64(&bytes))
+    let hash = xxh3_64(&bytes);
+    Ok((bytes, hash))
 }
 
 impl OnnxEmbedder {
@@ -115,12 +121,7 @@ impl OnnxEmbedder {
             path: path.to_path_buf(),
             problem,
         };
-        let bytes = std::fs::read(path).map_err(|err| {
-            fail(format!(
-                "cannot be read ({err}); give the path of an .onnx file"
-            ))
-        })?;
-        let hash = xxh3_64(&bytes);
+        let (bytes, hash) = read(path)?;
         let mut model = tract_onnx::onnx()
             .model_for_read(&mut bytes.as_slice())
             .map_err(|err| {
