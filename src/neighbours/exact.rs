@@ -91,7 +91,7 @@ pub(super) fn best(
 
 /// Rows that found fewer than `k` comparable neighbours get arbitrary distinct other rows
 /// at similarity 0, so that every row is well formed.
-fn pad(found: &mut Neighbours, same_set: bool) {
+pub(super) fn pad(found: &mut Neighbours, same_set: bool) {
     let k = found.k;
     for q in 0..found.rows() {
         let mut next = 0u32;

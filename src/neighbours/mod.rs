@@ -25,6 +25,7 @@
 //! descending similarity; with `same_set`, a query never gets itself. Nothing here is random
 //! except the IVF's training sample, seeded by the caller.
 
+pub mod deep;
 mod exact;
 mod ivf;
 

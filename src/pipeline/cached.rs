@@ -24,7 +24,7 @@ use crate::runlog::{DedupCounts, StageReport};
 use crate::stage::Stage;
 use crate::stages::dedup::{self, DedupArtifact};
 use crate::stages::embed::onnx::OnnxEmbedder;
-use crate::stages::embed::{self, EmbedArtifact, PixelPart, features::FeatureStore};
+use crate::stages::embed::{self, EmbedArtifact, PixelPart, Reference, features::FeatureStore};
 use crate::stages::ingest::{self, Ingested};
 use crate::stages::render::{self, Rendered};
 use crate::stages::sample::{self, SampleArtifact};
@@ -123,6 +123,9 @@ fn feature_store_file(embedder: &str) -> String {
 /// Embed's pixel-level part (vectors, neighbours, map), reused while the pictures are the
 /// same; see [`embed::PixelPart`].
 const PIXEL_PART: &str = "pixels.bin";
+/// Embed's reference for repairs (the last full search's vectors and deep tables); see
+/// [`embed::Reference`].
+const REFERENCE: &str = "reference.bin";
 /// Dedup's pixel-level part (pairs between distinct pictures); see [`dedup::PixelPart`].
 const PAIRS: &str = "pairs.bin";
 
@@ -296,7 +299,8 @@ impl CachedStage for EmbedStage {
         &file.embed
     }
     fn forget_reusable(cache: &Cache) -> Result<()> {
-        fsutil::remove_file_if_exists(&cache.stage_dir(Self::STAGE).join(PIXEL_PART))
+        fsutil::remove_file_if_exists(&cache.stage_dir(Self::STAGE).join(PIXEL_PART))?;
+        fsutil::remove_file_if_exists(&cache.stage_dir(Self::STAGE).join(REFERENCE))
     }
     fn log(artifact: &EmbedArtifact, report: &mut StageReport) {
         report.embed = Some(artifact.counts);
@@ -379,12 +383,19 @@ impl EmbedStage {
                 }
             }
         };
+        // A damaged reference costs a full search, nothing else: no note.
+        let load_reference = || {
+            cache
+                .read_artifact::<Reference>(Self::STAGE, REFERENCE)
+                .ok()
+        };
         let embedded = embed::run(
             ingested,
             config,
             embed::Previous {
                 pixel,
                 features: &load_features,
+                reference: &load_reference,
             },
             model,
             progress,
@@ -400,6 +411,9 @@ impl EmbedStage {
             embedded
                 .pixel
                 .map(|part| cache.write_artifact(Self::STAGE, PIXEL_PART, &part)),
+            embedded
+                .reference
+                .map(|reference| cache.write_artifact(Self::STAGE, REFERENCE, &reference)),
         ];
         for err in writes.into_iter().flatten().filter_map(Result::err) {
             artifact.notes.push(format!(

@@ -12,7 +12,7 @@
 
 use ndarray::ArrayView2;
 
-use crate::neighbours;
+use crate::neighbours::Neighbours;
 
 /// Perplexity of the map (openTSNE's and scikit-learn's default).
 const PERPLEXITY: f32 = 30.0;
@@ -20,41 +20,81 @@ const EXAGGERATION_ITERATIONS: usize = 250;
 pub const ITERATIONS: usize = 750;
 const EXAGGERATION: f32 = 12.0;
 
+/// Iterations of a map that starts from the last run's coordinates: no early exaggeration
+/// (the clusters are already formed), the late phase's momentum and rate.
+pub const WARM_ITERATIONS: usize = 30;
+
+/// Where the optimisation starts.
+pub enum Start {
+    /// The first two principal components, openTSNE's schedule in full.
+    Scratch,
+    /// These raw coordinates (one per row, as [`Map::raw`] holds them), briefly optimised.
+    From(Vec<[f32; 2]>),
+}
+
+/// A map: per row its coordinates scaled into -1..1, the raw t-SNE coordinates (where a
+/// later run can start), and the iterations run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Map {
+    pub points: Vec<[f32; 2]>,
+    pub raw: Vec<[f32; 2]>,
+    pub iterations: usize,
+}
+
+/// Neighbours the map reads for `n` points (three times the perplexity, as bhtsne asks).
+pub fn neighbours_needed(n: usize) -> usize {
+    let perplexity = perplexity(n);
+    if perplexity < 2.0 {
+        0
+    } else {
+        ((3.0 * perplexity) as usize).min(n.saturating_sub(1))
+    }
+}
+
+fn perplexity(n: usize) -> f32 {
+    // bhtsne needs at least 3 x perplexity + 1 points; small datasets use a smaller one.
+    PERPLEXITY.min(((n as f32 - 1.0) / 3.0).floor() - 1.0)
+}
+
 /// 2-D coordinates of each row of `vectors` (unit rows, first columns = leading principal
-/// components), scaled into -1..1.
+/// components), scaled into -1..1, from `neighbours` (each row's
+/// [`neighbours_needed`] most similar rows, exactly).
 ///
 /// Runs on a one-thread pool of its own: bhtsne sums forces with rayon's parallel
 /// reductions, whose float rounding depends on how work was stolen, and t-SNE amplifies
 /// such differences into a different map (measured: two runs on two threads gave two maps).
-/// One thread makes the map a function of the data and the seed. The stage runs the map
-/// beside the neighbour search, so the second core is not idle.
-pub fn tsne(vectors: ArrayView2<f32>) -> Vec<[f32; 2]> {
+/// One thread makes the map a function of the data, the start and the seed. The stage runs
+/// the map beside the neighbour search, so the second core is not idle.
+pub fn tsne(vectors: ArrayView2<f32>, neighbours: &Neighbours, start: Start) -> Map {
     match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-        Ok(pool) => pool.install(|| tsne_here(vectors)),
+        Ok(pool) => pool.install(|| tsne_here(vectors, neighbours, start)),
         // Without a pool of its own the map is still right, only not bit-for-bit repeatable.
-        Err(_) => tsne_here(vectors),
+        Err(_) => tsne_here(vectors, neighbours, start),
     }
 }
 
-fn tsne_here(vectors: ArrayView2<f32>) -> Vec<[f32; 2]> {
+fn tsne_here(vectors: ArrayView2<f32>, neighbours: &Neighbours, start: Start) -> Map {
     let n = vectors.nrows();
     if n == 0 {
-        return Vec::new();
+        return Map::default();
     }
-    let init = pca_start(vectors);
-    // bhtsne needs at least 3 x perplexity + 1 points; small datasets use a smaller one.
-    let perplexity = PERPLEXITY.min(((n as f32 - 1.0) / 3.0).floor() - 1.0);
-    if perplexity < 2.0 || vectors.ncols() < 2 {
-        return scale_into_unit_box(init);
+    let perplexity = perplexity(n);
+    let k = neighbours_needed(n);
+    if perplexity < 2.0 || vectors.ncols() < 2 || k == 0 || neighbours.rows() != n {
+        let init = pca_start(vectors);
+        return Map {
+            points: scale_into_unit_box(init.clone()),
+            raw: init,
+            iterations: 0,
+        };
     }
-    let k = ((3.0 * perplexity) as usize).min(n - 1);
-    let neighbours = neighbours::search(vectors, vectors, k, &super::ALL_PAIRS);
     let table: Vec<Vec<bhtsne::Neighbor<f32>>> = (0..n)
         .map(|i| {
             neighbours
                 .of(i)
                 .iter()
                 .zip(neighbours.similarities(i))
+                .take(k)
                 .map(|(&index, &sim)| bhtsne::Neighbor {
                     index: index as usize,
                     // Euclidean distance between unit vectors.
@@ -63,35 +103,53 @@ fn tsne_here(vectors: ArrayView2<f32>) -> Vec<[f32; 2]> {
                 .collect()
         })
         .collect();
-    let flat: Vec<f32> = init.iter().flat_map(|p| *p).collect();
     let samples: Vec<usize> = (0..n).collect();
-    // Two fits, as openTSNE's two phases: each with its own learning rate (bhtsne keeps one
-    // rate per fit), the second starting where the first ended.
-    let mut early: bhtsne::tSNE<f32, usize, 2> = bhtsne::tSNE::new(&samples);
-    early
-        .perplexity(perplexity)
-        .epochs(EXAGGERATION_ITERATIONS)
-        .early_exaggeration(EXAGGERATION)
-        .stop_lying_epoch(EXAGGERATION_ITERATIONS)
-        .momentum_switch_epoch(EXAGGERATION_ITERATIONS)
-        .momentum(0.5)
-        .final_momentum(0.5)
-        .learning_rate(learning_rate(n, EXAGGERATION))
-        .initial_embedding(flat);
-    fit(&mut early, &table, n);
-    let mut late: bhtsne::tSNE<f32, usize, 2> = bhtsne::tSNE::new(&samples);
-    late.perplexity(perplexity)
-        .epochs(ITERATIONS - EXAGGERATION_ITERATIONS)
-        .early_exaggeration(1.0)
-        .stop_lying_epoch(0)
-        .momentum(0.8)
-        .final_momentum(0.8)
-        .learning_rate(learning_rate(n, 1.0))
-        .initial_embedding(early.embedding());
-    fit(&mut late, &table, n);
-    let y = late.embedding();
-    let points = y.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
-    scale_into_unit_box(points)
+    let late = |initial: Vec<f32>, epochs: usize| {
+        let mut late: bhtsne::tSNE<f32, usize, 2> = bhtsne::tSNE::new(&samples);
+        late.perplexity(perplexity)
+            .epochs(epochs)
+            .early_exaggeration(1.0)
+            .stop_lying_epoch(0)
+            .momentum(0.8)
+            .final_momentum(0.8)
+            .learning_rate(learning_rate(n, 1.0))
+            .initial_embedding(initial);
+        fit(&mut late, &table, n);
+        late.embedding()
+    };
+    let (y, iterations) = match start {
+        Start::From(raw) if raw.len() == n => {
+            let flat: Vec<f32> = raw.iter().flat_map(|p| *p).collect();
+            (late(flat, WARM_ITERATIONS), WARM_ITERATIONS)
+        }
+        _ => {
+            let flat: Vec<f32> = pca_start(vectors).iter().flat_map(|p| *p).collect();
+            // Two fits, as openTSNE's two phases: each with its own learning rate (bhtsne
+            // keeps one rate per fit), the second starting where the first ended.
+            let mut early: bhtsne::tSNE<f32, usize, 2> = bhtsne::tSNE::new(&samples);
+            early
+                .perplexity(perplexity)
+                .epochs(EXAGGERATION_ITERATIONS)
+                .early_exaggeration(EXAGGERATION)
+                .stop_lying_epoch(EXAGGERATION_ITERATIONS)
+                .momentum_switch_epoch(EXAGGERATION_ITERATIONS)
+                .momentum(0.5)
+                .final_momentum(0.5)
+                .learning_rate(learning_rate(n, EXAGGERATION))
+                .initial_embedding(flat);
+            fit(&mut early, &table, n);
+            (
+                late(early.embedding(), ITERATIONS - EXAGGERATION_ITERATIONS),
+                ITERATIONS,
+            )
+        }
+    };
+    let raw: Vec<[f32; 2]> = y.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
+    Map {
+        points: scale_into_unit_box(raw.clone()),
+        raw,
+        iterations,
+    }
 }
 
 /// Below this many points the Barnes-Hut gradient is used: the FFT-interpolated one has a
@@ -226,6 +284,11 @@ mod tests {
     use super::*;
     use ndarray::Array2;
 
+    fn map_of(v: ndarray::ArrayView2<f32>) -> Map {
+        let table = crate::neighbours::deep::deep(v, neighbours_needed(v.nrows()));
+        tsne(v, &table.top(neighbours_needed(v.nrows())), Start::Scratch)
+    }
+
     fn clusters(n: usize) -> (Array2<f32>, Vec<u32>) {
         let mut state = 11u32;
         let mut noise = move || {
@@ -248,8 +311,8 @@ mod tests {
     #[test]
     fn separated_clusters_stay_separated_and_the_map_is_deterministic() {
         let (v, labels) = clusters(300);
-        let a = tsne(v.view());
-        let b = tsne(v.view());
+        let a = map_of(v.view()).points;
+        let b = map_of(v.view()).points;
         assert_eq!(a, b);
         assert_eq!(a.len(), 300);
         let agreement = neighbour_agreement_2d(&a, &labels, 10);
@@ -262,7 +325,7 @@ mod tests {
     fn tiny_inputs_give_a_point_each() {
         for n in 0..6 {
             let (v, _) = clusters(n);
-            assert_eq!(tsne(v.view()).len(), n);
+            assert_eq!(map_of(v.view()).points.len(), n);
         }
     }
 }

@@ -37,7 +37,10 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::config::EmbedConfig;
-use crate::neighbours::{self, Method, Neighbours, Search};
+use crate::neighbours::Neighbours;
+use crate::neighbours::deep::{self, Deep};
+#[cfg(test)]
+use crate::neighbours::{Method, Search};
 use crate::progress::Progress;
 use crate::stage::Stage;
 use crate::stages::ingest::Ingested;
@@ -48,11 +51,24 @@ use onnx::OnnxEmbedder;
 pub const STAGE: Stage = Stage::Embed;
 /// 5: canonical row order, a pixel-only map sample, and the pixel part reused across relabels.
 /// 6: model features; label issues ranked by the nearest reference image per class.
-pub const VERSION: u32 = 6;
+/// 7: the PCA fitted on rows chosen by pixels; deep neighbour tables repaired across changes.
+pub const VERSION: u32 = 7;
+
+/// Neighbours kept beyond `embed.neighbours` (and beyond the map's) in the stored tables:
+/// the margin that lets the next run repair them instead of searching (see
+/// [`crate::neighbours::deep`]).
+/// Measured on CIFAR-10 after 100 changed pictures (the new basis moves every row by
+/// about 0.003): with 12, 11,032 of 60,000 rows had to be searched again; with 28, 415
+/// (the 400 new or most-moved rows and 15 others).
+const DEPTH_MARGIN: usize = 28;
+/// A rerun repairs the last run's pixel part when at most this share of its rows are new
+/// pictures (or gone); beyond it, everything is computed from scratch.
+const REPAIR_AT_MOST: f64 = 0.05;
 
 /// Neighbours shown as evidence beside each label issue and outlier.
 pub const EVIDENCE: usize = 8;
-/// Every image's neighbours among all the others, exactly (findings and the map's input).
+/// Every image's neighbours among all the others, exactly (the tests' reference search).
+#[cfg(test)]
 pub(crate) const ALL_PAIRS: Search = Search {
     method: Method::Exact,
     same_set: true,
@@ -189,6 +205,12 @@ pub struct EmbedCounts {
     /// t-SNE iterations run in this run.
     #[serde(default)]
     pub map_iterations: usize,
+    /// Rows whose neighbours were repaired from the last run's instead of searched.
+    #[serde(default)]
+    pub neighbours_repaired: usize,
+    /// The map started from the last run's coordinates (a few pictures changed).
+    #[serde(default)]
+    pub map_warm: bool,
 }
 
 /// The part of the stage that depends on pixels alone, in canonical row order (images sorted
@@ -206,12 +228,22 @@ pub struct PixelPart {
     pub explained: f64,
     pub rows: usize,
     pub components: usize,
+    /// [`settings_key`] of the inputs: a part made with the same settings can be repaired
+    /// into the next one when only some pictures changed.
+    pub settings: u64,
+    /// Per canonical row, the pixel hash: which rows of the next run are the same pictures.
+    pub pixels: Vec<u128>,
     /// `rows x components`, row-major.
     pub vectors: Vec<f32>,
+    /// Every row's `embed.neighbours` nearest, exactly.
     pub neighbours: Neighbours,
     /// Canonical rows on the map, ascending, and their coordinates.
     pub map_rows: Vec<u32>,
     pub map_points: Vec<[f32; 2]>,
+    /// The map's raw t-SNE coordinates, where a map of nearly the same points starts.
+    pub map_raw: Vec<[f32; 2]>,
+    /// The map was started from the last run's coordinates, not from scratch.
+    pub map_warm: bool,
     pub map_failed: bool,
     /// A classifier model's class probabilities, `rows x score_classes` (softmax of its
     /// output unless it gave probabilities); empty when the model is not used as one.
@@ -220,6 +252,37 @@ pub struct PixelPart {
     #[serde(default)]
     pub score_classes: usize,
 }
+
+/// What the last computation from scratch left for reruns to repair from: its pictures,
+/// vectors and deep neighbour tables (every row's, and the mapped rows' among each other).
+/// Written only by a run that searched everything, so each repair starts from exact
+/// tables and the bounds of [`crate::neighbours::deep`] do not loosen from run to run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reference {
+    /// [`settings_key`] it was made with.
+    pub settings: u64,
+    /// Per row (canonical order of that run), the pixel hash.
+    pub pixels: Vec<u128>,
+    pub components: usize,
+    /// `rows x components`, row-major.
+    pub vectors: Vec<f32>,
+    /// Every row's neighbours, `DEPTH_MARGIN` deeper than `embed.neighbours`.
+    pub table: Deep,
+    /// Its rows on its map, ascending, and their neighbours among each other.
+    pub map_rows: Vec<u32>,
+    pub map_table: Deep,
+}
+
+impl Reference {
+    fn vectors(&self) -> ArrayView2<'_, f32> {
+        let rows = self.pixels.len();
+        ArrayView2::from_shape((rows, self.components), &self.vectors)
+            .unwrap_or_else(|_| ArrayView2::from_shape((0, 0), &[]).expect("empty"))
+    }
+}
+
+/// Loads the reference of earlier runs, if one can be read.
+pub type LoadReference<'a> = dyn Fn() -> Option<Reference> + 'a;
 
 /// Loads the stored vectors of the feature source with the given id, with notes.
 pub type LoadStore<'a> = dyn Fn(&str) -> (Option<FeatureStore>, Vec<String>) + 'a;
@@ -231,6 +294,8 @@ pub struct Previous<'a> {
     /// Loads the feature store of the feature source with this id (and notes about a
     /// damaged one); called only when the pixel part must be computed again.
     pub features: &'a LoadStore<'a>,
+    /// Loads the reference to repair neighbour tables from; called only then, too.
+    pub reference: &'a LoadReference<'a>,
 }
 
 /// What the stage hands back besides its artifact: what to keep for the next run, each only
@@ -239,6 +304,8 @@ pub struct Embedded {
     pub artifact: EmbedArtifact,
     pub store: Option<FeatureStore>,
     pub pixel: Option<PixelPart>,
+    /// A new reference, when everything was searched in this run.
+    pub reference: Option<Reference>,
 }
 
 /// Runs the stage on the images of `ingested`, reusing what `previous` still covers. The
@@ -277,6 +344,7 @@ pub fn run(
             artifact,
             store: None,
             pixel: None,
+            reference: None,
         };
     }
     artifact.model = model.map(|m| ModelInfo::of(m, config.model_pixels.name()));
@@ -301,9 +369,9 @@ pub fn run(
         config,
     };
 
-    let reused = previous.pixel.filter(|p| p.key == key && p.rows == rows);
-    let (part, found, store, fresh_part) = match reused {
-        Some(part) => {
+    let settings = settings_key(ingested, config, embedder);
+    let (part, found, store, fresh_part, reference) = match previous.pixel {
+        Some(part) if part.key == key && part.rows == rows => {
             let started = Instant::now();
             let found = label_level.findings(
                 part_vectors(&part),
@@ -312,25 +380,28 @@ pub fn run(
             );
             artifact.counts.findings_seconds = started.elapsed().as_secs_f64();
             artifact.counts.pixel_part_reused = true;
-            (part, found, None, false)
+            (part, found, None, false, None)
         }
-        None => {
+        other => {
             let (features, notes) = (previous.features)(&embedder.id());
             artifact.notes.extend(notes);
-            let (part, found, store) = compute_pixel_part(
+            let reference = (previous.reference)().filter(|r| r.settings == settings);
+            let (part, found, store, reference) = compute_pixel_part(
                 ingested,
                 &order,
-                key,
+                (key, settings),
                 config,
                 embedder,
                 features,
+                (other, reference),
                 &label_level,
                 &mut artifact.counts,
                 progress,
             );
-            (part, found, store, true)
+            (part, found, store, true, reference)
         }
     };
+    let neighbours = &part.neighbours;
     if part.map_failed {
         artifact
             .notes
@@ -362,12 +433,12 @@ pub fn run(
     artifact.feature_dims = part.feature_dims;
     artifact.components = part.components;
     artifact.explained_variance = part.explained;
-    artifact.k = part.neighbours.k();
+    artifact.k = neighbours.k();
 
     // Back from canonical rows to image-table indices.
     let image = |row: u32| order[row as usize] as u32;
     let evidence_of = |row: usize| -> Vec<u32> {
-        part.neighbours
+        neighbours
             .of(row)
             .iter()
             .take(EVIDENCE)
@@ -467,6 +538,7 @@ pub fn run(
         artifact,
         store,
         pixel: fresh_part.then_some(part),
+        reference,
     }
 }
 
@@ -478,15 +550,26 @@ fn canonical_order(ingested: &Ingested) -> Vec<usize> {
     order
 }
 
-/// What the pixel part depends on: the pictures in canonical order (so their multiplicity),
-/// how their thumbnails were made, the feature source and the settings it reads. Labels,
-/// paths and the other settings (how many findings to keep) are not in it.
+/// What the pixel part depends on: the pictures in canonical order (so their multiplicity)
+/// and [`settings_key`]. Labels, paths and the other settings (how many findings to keep)
+/// are not in it.
 fn pixel_key(
     ingested: &Ingested,
     order: &[usize],
     config: &EmbedConfig,
     embedder: &dyn Embedder,
 ) -> u64 {
+    let mut hasher = Xxh3::new();
+    hasher.update(&settings_key(ingested, config, embedder).to_le_bytes());
+    for &i in order {
+        hasher.update(&ingested.artifact.images[i].pixel_hash.to_le_bytes());
+    }
+    hasher.digest()
+}
+
+/// What the pixel part depends on besides the pictures: how their thumbnails were made, the
+/// feature source and the settings it reads.
+fn settings_key(ingested: &Ingested, config: &EmbedConfig, embedder: &dyn Embedder) -> u64 {
     let mut hasher = Xxh3::new();
     hasher.update(&VERSION.to_le_bytes());
     hasher.update(embedder.id().as_bytes());
@@ -501,9 +584,6 @@ fn pixel_key(
         u64::from(config.model_is_classifier),
     ] {
         hasher.update(&setting.to_le_bytes());
-    }
-    for &i in order {
-        hasher.update(&ingested.artifact.images[i].pixel_hash.to_le_bytes());
     }
     hasher.digest()
 }
@@ -526,19 +606,23 @@ fn part_vectors(part: &PixelPart) -> ArrayView2<'_, f32> {
 }
 
 /// Features, reduction, neighbours and the map, with the label-level findings computed
-/// beside the map (which runs on a thread of its own, see [`map::tsne`]).
+/// beside the map (which runs on a thread of its own, see [`map::tsne`]). With a
+/// `reference` made with the same settings and few pictures changed since, the neighbour
+/// tables are repaired from its tables, and the map starts from `old`'s coordinates (the
+/// last run's part). A new reference comes back when everything was searched.
 #[allow(clippy::too_many_arguments)]
 fn compute_pixel_part(
     ingested: &Ingested,
     order: &[usize],
-    key: u64,
+    (key, settings): (u64, u64),
     config: &EmbedConfig,
     embedder: &dyn Embedder,
     previous_store: Option<FeatureStore>,
+    (old, reference): (Option<PixelPart>, Option<Reference>),
     label_level: &Labels,
     counts: &mut EmbedCounts,
     progress: &Progress,
-) -> (PixelPart, Found, Option<FeatureStore>) {
+) -> (PixelPart, Found, Option<FeatureStore>, Option<Reference>) {
     let ingest = &ingested.artifact;
     let rows = order.len();
 
@@ -577,95 +661,237 @@ fn compute_pixel_part(
         Some(values) if config.model_is_classifier => class_probabilities(values, embedder.dims()),
         _ => (Vec::new(), 0),
     };
-    let reduced = match &floats {
-        None => pca::reduce(
-            &bytes,
-            embedder.dims(),
-            &embedder.blocks(),
-            pca::Scaling::PerValue,
-            config.components,
-            config.seed,
-        ),
-        Some(floats) => pca::reduce(
-            floats,
-            embedder.dims(),
-            &embedder.blocks(),
-            pca::Scaling::Centred,
-            config.components,
-            config.seed,
-        ),
+    let fit_rows = fit_sample(ingested, order, config);
+    let dims = embedder.dims();
+    let blocks = embedder.blocks();
+    let (vectors, explained) = match &floats {
+        None => {
+            let t = pca::fit(
+                &bytes,
+                dims,
+                &blocks,
+                pca::Scaling::PerValue,
+                config.components,
+                &fit_rows,
+                config.seed,
+            );
+            (pca::project(&bytes, dims, &t), t.explained)
+        }
+        Some(floats) => {
+            let t = pca::fit(
+                floats,
+                dims,
+                &blocks,
+                pca::Scaling::Centred,
+                config.components,
+                &fit_rows,
+                config.seed,
+            );
+            (pca::project(floats, dims, &t), t.explained)
+        }
     };
     drop(floats);
     drop(bytes);
-    let vectors = reduced.vectors;
     counts.pca_seconds = started.elapsed().as_secs_f64();
 
-    // 5. the map, on a thread of its own beside steps 3 and 4 (see map::tsne).
+    // Which rows are the reference's pictures, when few changed since.
+    let pixels: Vec<u128> = order.iter().map(|&i| ingest.images[i].pixel_hash).collect();
+    let components = vectors.ncols();
+    let reference = reference.and_then(|reference| {
+        let ref_rows = reference.pixels.len();
+        let ref_of = old_rows(&pixels, &reference.pixels);
+        let kept = ref_of.iter().flatten().count();
+        let changed = (rows - kept).max(ref_rows.saturating_sub(kept));
+        let usable = reference.vectors.len() == ref_rows * reference.components
+            && reference.components == components
+            && (changed as f64) <= REPAIR_AT_MOST * rows as f64;
+        usable.then_some((reference, ref_of))
+    });
+
+    // 5. the map's input: its rows' neighbours among each other, repaired or searched.
+    let started = Instant::now();
     let map_rows = map_sample(ingested, order, config);
     let chosen: Vec<usize> = map_rows.iter().map(|&r| r as usize).collect();
     let sample = vectors.select(Axis(0), &chosen);
-    let (map_result, map_seconds, neighbours, found) = std::thread::scope(|scope| {
+    let map_k = map::neighbours_needed(chosen.len());
+    // The mapped rows' places among a map's rows, through a row mapping to its run.
+    let places = |row_of: &[Option<u32>], on_map: &[u32]| -> Vec<Option<u32>> {
+        chosen
+            .iter()
+            .map(|&r| row_of[r].and_then(|o| on_map.binary_search(&o).ok().map(|p| p as u32)))
+            .collect()
+    };
+    let repaired_map = reference.as_ref().and_then(|(reference, ref_of)| {
+        let ref_vectors = reference.vectors();
+        let rows_on_map: Vec<usize> = reference.map_rows.iter().map(|&r| r as usize).collect();
+        if rows_on_map.iter().any(|&r| r >= ref_vectors.nrows()) {
+            return None;
+        }
+        let ref_sample = ref_vectors.select(Axis(0), &rows_on_map);
+        deep::repair(
+            sample.view(),
+            &reference.map_table,
+            ref_sample.view(),
+            &places(ref_of, &reference.map_rows),
+            map_k,
+        )
+        .map(|(table, _)| table)
+    });
+    let map_table = repaired_map
+        .clone()
+        .unwrap_or_else(|| deep::deep(sample.view(), map_k + DEPTH_MARGIN));
+    let map_neighbours = map_table.top(map_k);
+    // A map of nearly the same points starts where the last one ended.
+    let map_start = match (&repaired_map, &old) {
+        (Some(_), Some(old))
+            if !old.map_failed
+                && old.map_raw.len() == old.map_rows.len()
+                && old.pixels.len() == old.rows =>
+        {
+            let old_of = old_rows(&pixels, &old.pixels);
+            let on_old_map = places(&old_of, &old.map_rows);
+            map::Start::From(warm_start(&map_neighbours, &on_old_map, &old.map_raw))
+        }
+        _ => map::Start::Scratch,
+    };
+    let warm = matches!(map_start, map::Start::From(_));
+    let map_prepared = started.elapsed().as_secs_f64();
+    let (map_result, map_seconds, table, found) = std::thread::scope(|scope| {
         let map_thread = scope.spawn(move || {
             let started = Instant::now();
             // bhtsne asserts on inputs it does not expect; a failed map must not cost the report.
-            let points =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map::tsne(sample.view())));
-            (points, started.elapsed().as_secs_f64())
+            let map = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                map::tsne(sample.view(), &map_neighbours, map_start)
+            }));
+            (map, started.elapsed().as_secs_f64())
         });
         // 3. neighbours
         let started = Instant::now();
-        let neighbours = neighbours::search(
-            vectors.view(),
-            vectors.view(),
-            config.neighbours,
-            &ALL_PAIRS,
-        );
+        let repaired = reference.as_ref().and_then(|(reference, ref_of)| {
+            deep::repair(
+                vectors.view(),
+                &reference.table,
+                reference.vectors(),
+                ref_of,
+                config.neighbours.min(rows.saturating_sub(1)),
+            )
+        });
+        let table = match repaired {
+            Some((table, work)) => {
+                counts.neighbours_searched = work.searched;
+                counts.neighbours_repaired = rows - work.searched;
+                Err(table)
+            }
+            None => {
+                counts.neighbours_searched = rows;
+                Ok(deep::deep(vectors.view(), config.neighbours + DEPTH_MARGIN))
+            }
+        };
         counts.neighbours_seconds = started.elapsed().as_secs_f64();
-        counts.neighbours_searched = rows;
 
         // 4. findings
         let started = Instant::now();
+        let neighbours = match &table {
+            Ok(table) | Err(table) => table.top(config.neighbours),
+        };
         let usable = covering(&scores, score_classes, label_level.classes, rows);
         let found = label_level.findings(vectors.view(), &neighbours, usable);
         counts.findings_seconds = started.elapsed().as_secs_f64();
 
         // The thread catches its own panics; a failed join is treated the same way.
-        let (points, seconds) = map_thread.join().unwrap_or_else(|panic| (Err(panic), 0.0));
-        (points, seconds, neighbours, found)
+        let (map, seconds) = map_thread.join().unwrap_or_else(|panic| (Err(panic), 0.0));
+        (
+            map,
+            seconds,
+            table
+                .map(|t| (t, neighbours.clone()))
+                .map_err(|_| neighbours),
+            found,
+        )
     });
-    counts.map_seconds = map_seconds;
-    let (map_points, map_failed) = match map_result {
-        Ok(points) => {
-            counts.map_iterations = if points.is_empty() {
-                0
-            } else {
-                map::ITERATIONS
-            };
-            (points, false)
-        }
-        Err(_) => (Vec::new(), true),
+    counts.map_seconds = map_prepared + map_seconds;
+    let (map, map_failed) = match map_result {
+        Ok(map) => (map, false),
+        Err(_) => (map::Map::default(), true),
     };
+    counts.map_iterations = map.iterations;
+    counts.map_warm = warm && !map_failed;
+    // A table searched in full is the next reference (with the map's, searched or not).
+    let (neighbours, fresh) = match table {
+        Ok((table, neighbours)) => (neighbours, Some(table)),
+        Err(neighbours) => (neighbours, None),
+    };
+    let vectors: Vec<f32> = if vectors.is_standard_layout() {
+        // pca builds the matrix from a row-major Vec, so its buffer is the rows in order.
+        vectors.into_raw_vec_and_offset().0
+    } else {
+        vectors.iter().copied().collect()
+    };
+    let new_reference = fresh.map(|table| Reference {
+        settings,
+        pixels: pixels.clone(),
+        components,
+        vectors: vectors.clone(),
+        table,
+        map_rows: if map_failed {
+            Vec::new()
+        } else {
+            map_rows.clone()
+        },
+        map_table: if map_failed {
+            Deep::default()
+        } else {
+            map_table
+        },
+    });
     let part = PixelPart {
         key,
+        settings,
         features: embedder.id(),
         feature_dims: embedder.dims(),
-        explained: reduced.explained,
+        explained,
         rows,
-        components: vectors.ncols(),
-        // pca builds the matrix from a row-major Vec, so its buffer is the rows in order.
-        vectors: if vectors.is_standard_layout() {
-            vectors.into_raw_vec_and_offset().0
-        } else {
-            vectors.iter().copied().collect()
-        },
+        components,
+        pixels,
+        vectors,
         neighbours,
         map_rows: if map_failed { Vec::new() } else { map_rows },
-        map_points,
+        map_points: map.points,
+        map_raw: map.raw,
+        map_warm: counts.map_warm,
         map_failed,
         scores,
         score_classes,
     };
-    (part, found, store)
+    (part, found, store, new_reference)
+}
+
+/// Where each mapped row starts: its place on the last map, or, for a picture new to the
+/// map, the mean place of its neighbours that were on it (the centre when none were).
+fn warm_start(
+    neighbours: &Neighbours,
+    old_of: &[Option<u32>],
+    old_raw: &[[f32; 2]],
+) -> Vec<[f32; 2]> {
+    (0..old_of.len())
+        .map(|r| match old_of[r] {
+            Some(o) => old_raw[o as usize],
+            None => {
+                let placed: Vec<[f32; 2]> = neighbours
+                    .of(r)
+                    .iter()
+                    .filter_map(|&n| old_of[n as usize])
+                    .take(MAP_AGREEMENT_K)
+                    .map(|o| old_raw[o as usize])
+                    .collect();
+                let count = placed.len().max(1) as f32;
+                let (x, y) = placed
+                    .iter()
+                    .fold((0.0, 0.0), |(x, y), p| (x + p[0], y + p[1]));
+                [x / count, y / count]
+            }
+        })
+        .collect()
 }
 
 /// The split whose images anchor the label-issue ranking: "train" (any case) when there is
@@ -798,15 +1024,29 @@ impl Labels<'_> {
     }
 }
 
-/// At most `map_points` canonical rows, ascending: those with the lowest seeded hash of
-/// their pixels (and, for identical pictures, which copy they are). Pixels only, so a
-/// relabel never changes the map; one changed file moves at most itself in or out of it.
-/// Classes are kept in proportion by chance, not by quota: a quota would tie the map to
+/// At most `map_points` canonical rows, ascending, chosen by [`pixel_sample`]. Pixels only,
+/// so a relabel never changes the map; one changed file moves at most itself in or out of
+/// it. Classes are kept in proportion by chance, not by quota: a quota would tie the map to
 /// the labels.
 fn map_sample(ingested: &Ingested, order: &[usize], config: &EmbedConfig) -> Vec<u32> {
+    pixel_sample(ingested, order, config.seed, config.map_points)
+}
+
+/// The rows that fit the PCA: at most [`pca::fit_rows`], chosen by [`pixel_sample`] with a
+/// seed of their own, so that a few changed pictures change the fit by a few rows.
+fn fit_sample(ingested: &Ingested, order: &[usize], config: &EmbedConfig) -> Vec<usize> {
+    pixel_sample(ingested, order, config.seed ^ 0x9ca_f17, pca::fit_rows())
+        .into_iter()
+        .map(|r| r as usize)
+        .collect()
+}
+
+/// At most `count` canonical rows, ascending: those with the lowest seeded hash of their
+/// pixels (and, for identical pictures, which copy they are).
+fn pixel_sample(ingested: &Ingested, order: &[usize], seed: u64, count: usize) -> Vec<u32> {
     let images = &ingested.artifact.images;
     let total = order.len();
-    if total <= config.map_points {
+    if total <= count {
         return (0..total as u32).collect();
     }
     let mut ranked: Vec<(u64, u32)> = Vec::with_capacity(total);
@@ -819,17 +1059,35 @@ fn map_sample(ingested: &Ingested, order: &[usize], config: &EmbedConfig) -> Vec
             0
         };
         let mut hasher = Xxh3::new();
-        hasher.update(&config.seed.to_le_bytes());
+        hasher.update(&seed.to_le_bytes());
         hasher.update(&pixels.to_le_bytes());
         hasher.update(&copy.to_le_bytes());
         ranked.push((hasher.digest(), row as u32));
     }
     ranked.sort_unstable();
-    let mut chosen: Vec<u32> = ranked
-        .into_iter()
-        .take(config.map_points)
-        .map(|(_, row)| row)
-        .collect();
+    let mut chosen: Vec<u32> = ranked.into_iter().take(count).map(|(_, row)| row).collect();
     chosen.sort_unstable();
     chosen
+}
+
+/// For each row of `pixels` (canonical order: sorted, copies of a picture side by side), the
+/// row of the same picture (the same copy of it) in `old`, the last run's canonical pixels.
+fn old_rows(pixels: &[u128], old: &[u128]) -> Vec<Option<u32>> {
+    let mut out = Vec::with_capacity(pixels.len());
+    let mut at = 0usize;
+    for (row, &p) in pixels.iter().enumerate() {
+        let copy = if row > 0 && pixels[row - 1] == p {
+            match out.last() {
+                Some(&Some(prev)) => Some(prev + 1),
+                _ => None,
+            }
+        } else {
+            while at < old.len() && old[at] < p {
+                at += 1;
+            }
+            (at < old.len()).then_some(at as u32)
+        };
+        out.push(copy.filter(|&o| old.get(o as usize) == Some(&p)));
+    }
+    out
 }

@@ -55,7 +55,26 @@ pub enum Scaling {
     Centred,
 }
 
+/// What [`fit`] learns and [`project`] applies: per value a mean and a factor, then the
+/// basis. A function of the fitted rows' values (and of all rows' sums), so a rerun whose
+/// fit is the same gives the same bits for every row.
+pub struct Transform {
+    mean: Vec<f32>,
+    scale: Vec<f32>,
+    /// `dims x components`.
+    basis: Array2<f32>,
+    /// Share of the (weighted) variance the components keep.
+    pub explained: f64,
+}
+
+impl Transform {
+    pub fn components(&self) -> usize {
+        self.basis.ncols()
+    }
+}
+
 /// Standardises, weights by block, reduces to `components` by PCA and normalises rows.
+/// The PCA is fitted on the rows `fit` when given, else on a seeded subsample.
 pub fn reduce<T: Value>(
     bytes: &[T],
     dims: usize,
@@ -71,16 +90,8 @@ pub fn reduce<T: Value>(
             explained: 0.0,
         };
     }
-    let (mean, scale) = standardisation(bytes, dims, blocks, scaling);
-    let standardise = |row: &[T], out: &mut [f32]| {
-        for j in 0..dims {
-            out[j] = (row[j].get() - mean[j]) * scale[j];
-        }
-    };
-
-    // Fit on a seeded subsample.
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9ca);
-    let fit: Vec<usize> = if rows <= FIT_ROWS {
+    let chosen: Vec<usize> = if rows <= FIT_ROWS {
         (0..rows).collect()
     } else {
         let mut chosen: Vec<usize> = (0..rows).collect();
@@ -92,9 +103,39 @@ pub fn reduce<T: Value>(
         chosen.sort_unstable();
         chosen
     };
+    let transform = fit(bytes, dims, blocks, scaling, components, &chosen, seed);
+    Reduced {
+        vectors: project(bytes, dims, &transform),
+        explained: transform.explained,
+    }
+}
+
+/// At most this many rows fit the PCA; callers choose which (see [`fit`]).
+pub const fn fit_rows() -> usize {
+    FIT_ROWS
+}
+
+/// Learns the standardisation from every row's sums and the PCA basis from the rows `fit`
+/// (ascending row numbers, at most [`fit_rows`] useful). `rows x dims` values in `bytes`.
+pub fn fit<T: Value>(
+    bytes: &[T],
+    dims: usize,
+    blocks: &[Block],
+    scaling: Scaling,
+    components: usize,
+    fit: &[usize],
+    seed: u64,
+) -> Transform {
+    let (mean, scale) = standardisation(bytes, dims, blocks, scaling);
+    let standardise = |row: &[T], out: &mut [f32]| {
+        for j in 0..dims {
+            out[j] = (row[j].get() - mean[j]) * scale[j];
+        }
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9ca);
     let mut sample = vec![0f32; fit.len() * dims];
     sample
-        .par_chunks_mut(dims)
+        .par_chunks_mut(dims.max(1))
         .zip(fit.par_iter())
         .for_each(|(out, &i)| standardise(&bytes[i * dims..(i + 1) * dims], out));
     let sample = Array2::from_shape_vec((fit.len(), dims), sample)
@@ -105,12 +146,25 @@ pub fn reduce<T: Value>(
     let (basis, eigenvalues) = top_eigenvectors(covariance.view(), components, &mut rng);
     let total: f64 = covariance.diag().iter().map(|&v| f64::from(v)).sum();
     let kept: f64 = eigenvalues.iter().sum();
+    Transform {
+        mean,
+        scale,
+        basis,
+        explained: if total > 0.0 { kept / total } else { 0.0 },
+    }
+}
 
+/// Every row through `transform`, each scaled to unit length (or zero). A row's result
+/// depends on that row alone (see `neighbours::exact` on the matrix product's bits).
+pub fn project<T: Value>(bytes: &[T], dims: usize, transform: &Transform) -> Array2<f32> {
+    let rows = bytes.len().checked_div(dims).unwrap_or(0);
+    let components = transform.components();
+    let (mean, scale, basis) = (&transform.mean, &transform.scale, &transform.basis);
     // Project every row, a block of rows at a time.
     const BLOCK: usize = 1024;
     let mut vectors = vec![0f32; rows * components];
     vectors
-        .par_chunks_mut(BLOCK * components)
+        .par_chunks_mut((BLOCK * components).max(1))
         .enumerate()
         .for_each(|(b, out)| {
             let start = b * BLOCK;
@@ -118,10 +172,12 @@ pub fn reduce<T: Value>(
             let mut x = vec![0f32; n * dims];
             for (r, row) in x.chunks_exact_mut(dims).enumerate() {
                 let i = start + r;
-                standardise(&bytes[i * dims..(i + 1) * dims], row);
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o = (bytes[i * dims + j].get() - mean[j]) * scale[j];
+                }
             }
             let x = Array2::from_shape_vec((n, dims), x).expect("n rows of dims values");
-            let projected = x.dot(&basis);
+            let projected = x.dot(basis);
             for (row, source) in out.chunks_exact_mut(components).zip(projected.rows()) {
                 let norm = source.dot(&source).sqrt();
                 for (o, &v) in row.iter_mut().zip(source.iter()) {
@@ -129,12 +185,7 @@ pub fn reduce<T: Value>(
                 }
             }
         });
-    let vectors =
-        Array2::from_shape_vec((rows, components), vectors).expect("rows x components values");
-    Reduced {
-        vectors,
-        explained: if total > 0.0 { kept / total } else { 0.0 },
-    }
+    Array2::from_shape_vec((rows, components), vectors).expect("rows x components values")
 }
 
 /// Per value: the mean, and the factor that gives it unit variance times the square root of
@@ -222,7 +273,18 @@ fn top_eigenvectors(
         }
     }
     let eigenvalues = order.iter().take(k).map(|&o| values[o].max(0.0)).collect();
-    (q.dot(&rotation), eigenvalues)
+    let mut basis = q.dot(&rotation);
+    // An eigenvector's sign is arbitrary; fix it (the one whose dot with a fixed seeded
+    // direction is positive), so that nearly the same data give nearly the same vectors.
+    let mut sign_rng = ChaCha8Rng::seed_from_u64(0x5197);
+    let direction: Vec<f32> = (0..n).map(|_| sign_rng.random::<f32>() - 0.5).collect();
+    for mut column in basis.columns_mut() {
+        let dot: f32 = column.iter().zip(&direction).map(|(a, b)| a * b).sum();
+        if dot < 0.0 {
+            column.mapv_inplace(|v| -v);
+        }
+    }
+    (basis, eigenvalues)
 }
 
 /// Modified Gram-Schmidt on the columns, in f64 for stability; a column that vanishes is
@@ -246,7 +308,7 @@ fn orthonormalise(q: &mut Array2<f32>) {
 }
 
 /// Eigenvalues and eigenvectors (columns) of a small symmetric matrix by cyclic Jacobi.
-fn jacobi_eigen(mut a: Array2<f64>) -> (Vec<f64>, Array2<f64>) {
+pub(crate) fn jacobi_eigen(mut a: Array2<f64>) -> (Vec<f64>, Array2<f64>) {
     let n = a.nrows();
     let mut v = Array2::<f64>::eye(n);
     for _sweep in 0..60 {
