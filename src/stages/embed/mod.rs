@@ -48,7 +48,8 @@ use onnx::OnnxEmbedder;
 pub const STAGE: Stage = Stage::Embed;
 /// 5: canonical row order, a pixel-only map sample, and the pixel part reused across relabels.
 /// 6: model features; label issues ranked by the nearest reference image per class.
-pub const VERSION: u32 = 6;
+/// 7: the out-of-fold model is a linear discriminant fitted from sums (findings.rs).
+pub const VERSION: u32 = 7;
 
 /// Neighbours shown as evidence beside each label issue and outlier.
 pub const EVIDENCE: usize = 8;
