@@ -140,10 +140,15 @@ impl CachedStage for IngestStage {
         &file.ingest
     }
 
-    /// The thumbnails, streamed from the decoders' buffers, then the image table.
+    /// The thumbnails, streamed from the decoders' buffers (unless they are the stored
+    /// file as it is, see [`Ingested::thumbs_file_unchanged`]), then the image table.
     fn save(cache: &Cache, ingested: &Ingested) -> Result<Outputs> {
-        let parts = (0..ingested.artifact.images.len()).map(|i| ingested.thumb_bytes(i));
-        let thumbs = cache.write_parts(Self::STAGE, THUMBS, parts)?;
+        let thumbs = if ingested.thumbs_file_unchanged {
+            ingested.artifact.thumbs_len
+        } else {
+            let parts = (0..ingested.artifact.images.len()).map(|i| ingested.thumb_bytes(i));
+            cache.write_parts(Self::STAGE, THUMBS, parts)?
+        };
         let table = cache.write_artifact(Self::STAGE, TABLE, &ingested.artifact)?;
         Ok(vec![(THUMBS.into(), thumbs), (TABLE.into(), table)])
     }

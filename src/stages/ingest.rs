@@ -105,6 +105,11 @@ pub struct IngestArtifact {
 pub struct Ingested {
     pub artifact: IngestArtifact,
     thumbs: Thumbs,
+    /// The thumbnails are exactly the previous run's `thumbs.bin`, read from it and checked
+    /// against its digest, with the records pointing into it where they were: a build that
+    /// decoded nothing (a relabel, a rename, a deletion). Saving then leaves that file as it
+    /// is instead of writing its 184 MB (CIFAR-10) again in the new image order.
+    pub thumbs_file_unchanged: bool,
 }
 
 /// The thumbnails, wherever they sit in memory: one buffer when loaded from `thumbs.bin`;
@@ -135,6 +140,7 @@ impl Ingested {
                 buffers: vec![thumbs],
                 at,
             },
+            thumbs_file_unchanged: false,
         }
     }
 
@@ -585,8 +591,23 @@ pub fn build(
     }
 
     // The previous run's thumbnails are moved over whole; reused images point into them.
+    // When nothing was decoded and they are the previous `thumbs.bin` as read, every record
+    // keeps its offset into that file and the file stays as it is (see
+    // `Ingested::thumbs_file_unchanged`); else the offsets are those of a new file written
+    // in image order.
+    let keep_file = decoded_now == 0
+        && previous.as_ref().is_some_and(|p| {
+            p.thumbs.buffers.len() == 1
+                && p.thumbs.buffers[0].len() as u64 == p.artifact.thumbs_len
+                && p.thumbs.at.iter().all(|&(buffer, _)| buffer == 0)
+        });
+    let kept_len_and_digest = previous
+        .as_ref()
+        .map(|p| (p.artifact.thumbs_len, p.artifact.thumbs_digest));
     let (previous, mut thumbs) = match previous {
-        Some(Ingested { artifact, thumbs }) => (Some((artifact, thumbs.at)), thumbs.buffers),
+        Some(Ingested {
+            artifact, thumbs, ..
+        }) => (Some((artifact, thumbs.at)), thumbs.buffers),
         None => (None, Vec::new()),
     };
     let mut at = Vec::with_capacity(scan.units.len());
@@ -649,16 +670,22 @@ pub fn build(
                         let old = &previous.images[*i];
                         let (buffer, start) = previous_at[*i];
                         let len = usize::from(old.thumb_width) * usize::from(old.thumb_height) * 3;
-                        digest.update(&thumbs[buffer as usize][start..start + len]);
                         at.push((buffer, start));
+                        let thumb_offset = if keep_file {
+                            // Buffer 0 is the file as read: an offset in it is one in the file.
+                            start as u64
+                        } else {
+                            digest.update(&thumbs[buffer as usize][start..start + len]);
+                            thumbs_len += len as u64;
+                            thumbs_len - len as u64
+                        };
                         images.push(ImageRecord {
                             path: path.to_string(),
                             split: split.map(str::to_string),
                             label: label.to_string(),
-                            thumb_offset: thumbs_len,
+                            thumb_offset,
                             ..old.clone()
                         });
-                        thumbs_len += len as u64;
                     }
                     Some(Known::Rejected(i)) => {
                         let old = &previous.rejected[*i];
@@ -702,11 +729,23 @@ pub fn build(
         thumbs_digest: digest.digest(),
         decoded_with: options,
     };
+    let mut artifact = artifact;
+    if let (true, Some((len, digest))) = (keep_file, kept_len_and_digest) {
+        artifact.thumbs_len = len;
+        artifact.thumbs_digest = digest;
+    }
     let thumbs = Thumbs {
         buffers: thumbs,
         at,
     };
-    Ok((Ingested { artifact, thumbs }, counts))
+    Ok((
+        Ingested {
+            artifact,
+            thumbs,
+            thumbs_file_unchanged: keep_file,
+        },
+        counts,
+    ))
 }
 
 impl IngestArtifact {

@@ -80,6 +80,42 @@ fn thumbnails_after_a_relabel_and_a_change_match_a_cold_run() {
 }
 
 #[test]
+fn a_relabel_keeps_thumbs_bin_as_it_is_and_a_later_change_still_matches_a_cold_run() {
+    // A rerun that decodes nothing leaves thumbs.bin in place (its records point into it
+    // where the thumbnails were) instead of writing it again in the new image order; the
+    // run after it must still read the right thumbnails from it.
+    use std::os::unix::fs::MetadataExt;
+    let fx = Fixture::new();
+    fx.small_dataset();
+    fx.report(&[]);
+    let thumbs_path = fx.out().join("cache/ingest/thumbs.bin");
+    let before = std::fs::read(&thumbs_path).unwrap();
+    let inode = std::fs::metadata(&thumbs_path).unwrap().ino();
+    std::fs::rename(
+        fx.data().join("train/cat/0.png"),
+        fx.data().join("train/dog/moved.png"),
+    )
+    .unwrap();
+    let relabel = fx.report(&[]);
+    assert_eq!(relabel.decoded(), 0);
+    assert_eq!(std::fs::metadata(&thumbs_path).unwrap().ino(), inode);
+    assert!(std::fs::read(&thumbs_path).unwrap() == before);
+    let fresh = fx.report(&[]);
+    assert_eq!(fresh.reran(), Vec::<String>::new(), "{}", fresh.stderr());
+
+    fx.png("train/cow/2.png", 999);
+    let rerun = fx.report(&[]);
+    assert_eq!(rerun.decoded(), 1);
+    let cold_out = fx.dir.path().join("cold-out");
+    let cold = fx.report_into(&cold_out, &[]);
+    assert!(cold.output.status.success(), "{}", cold.stderr());
+    let cold_thumbs = std::fs::read(cold_out.join("cache/ingest/thumbs.bin")).unwrap();
+    assert!(std::fs::read(&thumbs_path).unwrap() == cold_thumbs);
+    let stats = |run: &crate::common::Run| run.report_json()["statistics"].clone();
+    assert_eq!(stats(&rerun), stats(&cold));
+}
+
+#[test]
 fn touching_a_file_without_changing_it_keeps_every_stage_fresh() {
     let fx = Fixture::new();
     fx.small_dataset();

@@ -51,7 +51,8 @@ use onnx::OnnxEmbedder;
 pub const STAGE: Stage = Stage::Embed;
 /// 5: canonical row order, a pixel-only map sample, and the pixel part reused across relabels.
 /// 6: model features; label issues ranked by the nearest reference image per class.
-/// 7: the PCA fitted on rows chosen by pixels; deep neighbour tables repaired across changes.
+/// 7: the PCA fitted on rows chosen by pixels; deep neighbour tables repaired across
+/// changes; the out-of-fold model is a linear discriminant fitted from sums (findings.rs).
 pub const VERSION: u32 = 7;
 
 /// Neighbours kept beyond `embed.neighbours` (and beyond the map's) in the stored tables:
@@ -61,8 +62,8 @@ pub const VERSION: u32 = 7;
 /// about 0.003): with 12, 11,032 of 60,000 rows had to be searched again; with 28, 415
 /// (the 400 new or most-moved rows and 15 others).
 const DEPTH_MARGIN: usize = 28;
-/// A rerun repairs the last run's pixel part when at most this share of its rows are new
-/// pictures (or gone); beyond it, everything is computed from scratch.
+/// A rerun repairs its neighbour tables from the [`Reference`] when at most this share of
+/// its rows are pictures new since (or gone); beyond it, everything is searched again.
 const REPAIR_AT_MOST: f64 = 0.05;
 
 /// Neighbours shown as evidence beside each label issue and outlier.
