@@ -251,7 +251,8 @@ impl Sketches {
 /// Codes of `v` into `codes`; returns the scale and a bound on |v - sketch|.
 fn quantize(v: &[f32], codes: &mut [u8]) -> (f32, f32) {
     let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-    if !(max > 0.0) || v.len() != codes.len() {
+    // `f32::max` skips NaN, so `max` is a number; 0 for a zero descriptor.
+    if max <= 0.0 || v.len() != codes.len() {
         codes.iter_mut().for_each(|c| *c = 0);
         let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
         return (0.0, (norm * (1.0 + 1e-6)) as f32 + 1e-7);
@@ -341,6 +342,9 @@ fn by_rank(x: &(u32, f32), y: &(u32, f32)) -> std::cmp::Ordering {
 
 /// A forward candidate seen through a sketch: picture, bounds on its similarity.
 type Seen = (u32, f32, f32);
+/// What the sketch pass makes of one block of old pictures: per forward query what it saw,
+/// and the (old list, new picture) offers.
+type BlockSeen = (Vec<Vec<Seen>>, Vec<(usize, usize)>);
 
 /// Searches the new pictures (when `previous` applies to `hashes`), returning the updated
 /// part, or `None` when a full search is due (too large a change, other settings or a
@@ -469,14 +473,12 @@ pub(super) fn update(
     let olds: Vec<u32> = (0..n as u32)
         .filter(|&p| new_to_old[p as usize].is_some())
         .collect();
-    let blocks: Vec<(Vec<Vec<Seen>>, Vec<(usize, usize)>)> = olds
+    let blocks: Vec<BlockSeen> = olds
         .par_chunks(BLOCK)
         .map(|chunk| {
             let b = chunk.len();
             let mut straight = Array2::<f32>::zeros((b, DESCRIPTOR_DIMS));
             let mut cropped = Array2::<f32>::zeros((b, DESCRIPTOR_DIMS));
-            let mut mirrored =
-                Array2::<f32>::zeros((if queries == 3 { b } else { 0 }, DESCRIPTOR_DIMS));
             let mut straight_error = vec![0f32; b];
             let mut cropped_error = vec![0f32; b];
             let sketches = &previous.sketches;
@@ -484,63 +486,65 @@ pub(super) fn update(
                 let o = new_to_old[p as usize].unwrap_or_default() as usize;
                 let row = straight.row_mut(r).into_slice().unwrap_or_default();
                 straight_error[r] = sketches.decode(2 * o, row);
-                if queries == 3 {
-                    let from = straight.row(r).to_vec();
-                    near::mirror_descriptor(
-                        &from,
-                        mirrored.row_mut(r).into_slice().unwrap_or_default(),
-                    );
-                }
                 cropped_error[r] = sketches.decode(
                     2 * o + 1,
                     cropped.row_mut(r).into_slice().unwrap_or_default(),
                 );
             }
+            // Forward rows against the block. The new pictures' own queries come first in
+            // `forward` (row `x * queries + kind`), so these products also serve the reverse
+            // direction: an old straight query against new picture x is the same product as
+            // x's straight query against the old picture, and mirroring is an orthogonal
+            // involution, so an old mirrored query against x equals x's mirrored query
+            // against the old picture (up to rounding, far inside `SLACK`).
+            let sims = neighbours::similarities(forward_rows.view(), straight.view());
             let mut seen: Vec<Vec<Seen>> = vec![Vec::new(); forward.len()];
-            if !forward.is_empty() {
-                let sims = neighbours::similarities(forward_rows.view(), straight.view());
-                let mut lower = vec![0f32; b];
-                for (f, row) in sims.rows().into_iter().enumerate() {
-                    for (r, &a) in row.iter().enumerate() {
-                        lower[r] = a - straight_error[r] - SLACK;
-                    }
-                    // The `slots`-th best lower bound here is a floor for the whole search's.
-                    let floor = if b >= slots {
-                        let mut sorted = lower.clone();
-                        let (_, nth, _) =
-                            sorted.select_nth_unstable_by(slots - 1, |x, y| y.total_cmp(x));
-                        *nth
-                    } else {
-                        f32::NEG_INFINITY
-                    };
-                    for (r, &a) in row.iter().enumerate() {
-                        let upper = a + straight_error[r] + SLACK;
-                        if upper >= floor {
-                            seen[f].push((chunk[r], lower[r], upper));
-                        }
+            let mut lower = vec![0f32; b];
+            for (f, row) in sims.rows().into_iter().enumerate() {
+                for (r, &a) in row.iter().enumerate() {
+                    lower[r] = a - straight_error[r] - SLACK;
+                }
+                // The `slots`-th best lower bound here is a floor for the whole search's.
+                let floor = if b >= slots {
+                    let mut sorted = lower.clone();
+                    let (_, nth, _) =
+                        sorted.select_nth_unstable_by(slots - 1, |x, y| y.total_cmp(x));
+                    *nth
+                } else {
+                    f32::NEG_INFINITY
+                };
+                for (r, &a) in row.iter().enumerate() {
+                    let upper = a + straight_error[r] + SLACK;
+                    if upper >= floor {
+                        seen[f].push((chunk[r], lower[r], upper));
                     }
                 }
             }
             let mut offers: Vec<(usize, usize)> = Vec::new();
+            let mut offer = |r: usize, kind: usize, x: usize, approx: f32, error: f32| {
+                let l = chunk[r] as usize * queries + kind;
+                if refilled.contains(&l) {
+                    return;
+                }
+                let floor = bar(l).map_or(f32::NEG_INFINITY, |(_, s)| s);
+                if approx + error + SLACK >= floor {
+                    offers.push((l, x));
+                }
+            };
+            let crop = queries - 1;
+            for x in 0..added.len() {
+                for kind in 0..crop {
+                    let row = sims.row(x * queries + kind);
+                    for (r, &a) in row.iter().enumerate() {
+                        offer(r, kind, x, a, straight_error[r]);
+                    }
+                }
+            }
             if !added.is_empty() {
-                for kind in 0..queries {
-                    let (block, errors) = match (kind, queries) {
-                        (0, _) => (&straight, &straight_error),
-                        (1, 3) => (&mirrored, &straight_error),
-                        _ => (&cropped, &cropped_error),
-                    };
-                    let sims = neighbours::similarities(block.view(), new_base.view());
-                    for (r, row) in sims.rows().into_iter().enumerate() {
-                        let l = chunk[r] as usize * queries + kind;
-                        if refilled.contains(&l) {
-                            continue;
-                        }
-                        let floor = bar(l).map_or(f32::NEG_INFINITY, |(_, s)| s);
-                        for (x, &a) in row.iter().enumerate() {
-                            if a + errors[r] + SLACK >= floor {
-                                offers.push((l, x));
-                            }
-                        }
+                let cropped_sims = neighbours::similarities(cropped.view(), new_base.view());
+                for (r, row) in cropped_sims.rows().into_iter().enumerate() {
+                    for (x, &a) in row.iter().enumerate() {
+                        offer(r, crop, x, a, cropped_error[r]);
                     }
                 }
             }
