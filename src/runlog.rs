@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::stage::Stage;
-use crate::stages::dedup::SearchStats;
+use crate::stages::dedup::{SearchMode, SearchStats};
 use crate::stages::embed::EmbedCounts;
 use crate::stages::ingest::IngestCounts;
 
@@ -54,19 +54,31 @@ pub struct StageReport {
 /// The work dedup did in this run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct DedupCounts {
-    /// Distinct pictures whose candidates were searched (0 when the pairs were reused).
+    /// Distinct pictures whose candidates were searched (0 when the pairs were reused; the
+    /// new pictures alone on an incremental search).
     pub pictures_searched: usize,
     /// Candidate pairs given the careful check in this run.
     pub pairs_checked: usize,
     /// The near-duplicate pairs came from the last run.
     pub pairs_reused: bool,
+    /// "full", "incremental" or "reused" (`None`: near duplicates are off).
+    #[serde(default)]
+    pub search: Option<SearchMode>,
+    /// Incremental: old pictures whose pairs were kept.
+    #[serde(default)]
+    pub pictures_kept: usize,
+    /// Incremental: old candidate lists that lost an entry and were searched again.
+    #[serde(default)]
+    pub lists_refilled: usize,
 }
 
 impl DedupCounts {
     pub fn of(search: &SearchStats) -> DedupCounts {
+        let mode = Some(search.mode());
         if search.reused {
             DedupCounts {
                 pairs_reused: true,
+                search: mode,
                 ..Default::default()
             }
         } else {
@@ -74,6 +86,9 @@ impl DedupCounts {
                 pictures_searched: search.pictures,
                 pairs_checked: search.checked,
                 pairs_reused: false,
+                search: mode,
+                pictures_kept: search.pictures_kept,
+                lists_refilled: search.lists_refilled,
             }
         }
     }

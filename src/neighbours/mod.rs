@@ -130,6 +130,13 @@ pub fn search(
     }
 }
 
+/// Every similarity of `queries` to `base` (`queries x base`), computed exactly as [`search`]
+/// computes it, to the bit: for work that must agree with an earlier search, such as dedup's
+/// incremental update of its candidate lists.
+pub fn similarities(queries: ArrayView2<f32>, base: ArrayView2<f32>) -> ndarray::Array2<f32> {
+    queries.dot(&base.t())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +218,23 @@ mod tests {
             assert_eq!(alone.of(0), whole.of(start));
             let bits = |s: &[f32]| s.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(alone.similarities(0)), bits(whole.similarities(start)));
+        }
+    }
+
+    /// Dedup's incremental update compares similarities it computes alone with thresholds
+    /// a whole search computed: the two must be the same bits.
+    #[test]
+    fn similarities_are_the_searchs_bits() {
+        let rows = random_rows(2_000, 192, 14);
+        let whole = search(rows.view(), rows.view(), 4, &EXACT);
+        for q in [0, 7, 1_999] {
+            for (&j, &sim) in whole.of(q).iter().zip(whole.similarities(q)) {
+                let alone = similarities(
+                    rows.slice(ndarray::s![q..q + 1, ..]),
+                    rows.slice(ndarray::s![j as usize..j as usize + 1, ..]),
+                );
+                assert_eq!(alone[[0, 0]].to_bits(), sim.to_bits());
+            }
         }
     }
 

@@ -251,6 +251,15 @@ impl CachedStage for DedupStage {
             "near duplicates off".to_string()
         } else if artifact.search.reused {
             "pairs reused (no picture changed)".to_string()
+        } else if artifact.search.incremental {
+            format!(
+                "{} new {} searched, {} {} checked, pairs of {} reused",
+                thousands(artifact.search.pictures as u64),
+                plural(artifact.search.pictures as u64, "picture", "pictures"),
+                thousands(artifact.search.checked as u64),
+                plural(artifact.search.checked as u64, "pair", "pairs"),
+                thousands(artifact.search.pictures_kept as u64),
+            )
         } else {
             format!(
                 "{} pictures searched",

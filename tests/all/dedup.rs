@@ -429,3 +429,206 @@ fn a_pair_beyond_the_copy_threshold_is_a_possible_copy_and_no_leakage() {
     assert!(html.contains("Possible copies: very similar, review (1 pair)"));
     assert!(!html.contains("train/test leakage"));
 }
+
+/// The dedup entry of a run's run.json.
+fn dedup_log(run: &crate::common::Run) -> Value {
+    run.run_log()["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "dedup")
+        .map(|s| s["dedup"].clone())
+        .unwrap_or_default()
+}
+
+/// Every duplicate finding of a report.
+fn duplicates(run: &crate::common::Run) -> Value {
+    run.report_json()["duplicates"].clone()
+}
+
+/// An incremental search must give what a full one gives on the same pictures (below 8,192
+/// pictures, where the full search is exact): run, edit, rerun, and compare with a cold run.
+#[test]
+fn added_changed_and_removed_pictures_are_searched_alone_and_match_a_cold_run() {
+    let fx = Fixture::new();
+    let data = fx.data();
+    for seed in 40..100u32 {
+        let split = if seed % 5 == 0 { "test" } else { "train" };
+        let class = if seed % 2 == 0 { "cat" } else { "dog" };
+        save(&data, &format!("{split}/{class}/s{seed}.png"), &scene(seed));
+    }
+    // Two planted copies from the start; the first pair loses its original later.
+    let shift = |image: &RgbImage| {
+        RgbImage::from_fn(40, 40, |x, y| {
+            *image.get_pixel(x.saturating_sub(2), y.saturating_sub(1))
+        })
+    };
+    save(&data, "train/cat/copy41.png", &shift(&scene(41)));
+    save(&data, "test/dog/copy43.png", &shift(&scene(43)));
+    fx.settle();
+    let first = fx.report(&[]);
+    assert_eq!(dedup_log(&first)["search"], "full");
+    let before = near_pairs(&first.report_json());
+    assert!(
+        before.contains(&(
+            unordered("train/dog/s41.png", "train/cat/copy41.png"),
+            "near".into()
+        )),
+        "{before:?}"
+    );
+
+    // Removed: an original with a copy, and an ordinary picture. Changed: one picture.
+    // Added: a shifted copy, a mirror image and a cropped, recoloured copy of old pictures
+    // (the crop is found only by the old picture's crop query: the reverse direction), and
+    // one unrelated picture.
+    std::fs::remove_file(data.join("train/dog/s41.png")).unwrap();
+    std::fs::remove_file(data.join("train/cat/s42.png")).unwrap();
+    save(&data, "train/cat/s44.png", &scene(500));
+    save(&data, "train/dog/late_copy.png", &shift(&scene(47)));
+    save(
+        &data,
+        "test/cat/late_mirror.png",
+        &imageops::flip_horizontal(&scene(49)),
+    );
+    save(
+        &data,
+        "train/cat/late_crop.png",
+        &cropped_and_recoloured(&scene(51), 34),
+    );
+    save(&data, "train/dog/late_new.png", &scene(501));
+    fx.settle();
+    let run = fx.report(&[]);
+    let log = dedup_log(&run);
+    assert_eq!(log["search"], "incremental", "{log}");
+    // The changed picture and the four added ones, nothing else.
+    assert_eq!(log["pictures_searched"], 5, "{log}");
+    assert!(log["pairs_checked"].as_u64().unwrap() > 0, "{log}");
+    assert_eq!(log["pictures_kept"], 62 - 3, "{log}");
+    // Every old picture had the removed ones among some of its candidates.
+    assert!(log["lists_refilled"].as_u64().unwrap() > 0, "{log}");
+    assert!(
+        run.stderr().contains("5 new pictures searched"),
+        "{}",
+        run.stderr()
+    );
+    let after = near_pairs(&run.report_json());
+    for planted in [
+        (
+            unordered("train/dog/s47.png", "train/dog/late_copy.png"),
+            "near",
+        ),
+        (
+            unordered("train/dog/s49.png", "test/cat/late_mirror.png"),
+            "flipped",
+        ),
+        (
+            unordered("train/dog/s51.png", "train/cat/late_crop.png"),
+            "near",
+        ),
+        (
+            unordered("train/dog/s43.png", "test/dog/copy43.png"),
+            "near",
+        ),
+    ] {
+        let planted = (planted.0, planted.1.to_string());
+        assert!(after.contains(&planted), "{planted:?} missing: {after:?}");
+    }
+    assert!(
+        after.iter().all(|(pair, _)| pair.0 != "train/dog/s41.png"
+            && pair.1 != "train/dog/s41.png"
+            && pair.0 != "train/cat/copy41.png"
+            && pair.1 != "train/cat/copy41.png"),
+        "the removed original's pair is gone: {after:?}"
+    );
+
+    let cold = fx.report_into(&fx.dir.path().join("cold"), &[]);
+    assert!(cold.output.status.success(), "{}", cold.stderr());
+    assert_eq!(dedup_log(&cold)["search"], "full");
+    assert_eq!(duplicates(&run), duplicates(&cold));
+
+    // Nothing changed since: the pairs are reused, nothing searched.
+    let again = fx.report(&[]);
+    assert_eq!(again.reran(), Vec::<String>::new());
+    std::fs::rename(
+        data.join("train/dog/late_new.png"),
+        data.join("train/cat/late_new.png"),
+    )
+    .unwrap();
+    let relabel = fx.report(&[]);
+    assert_eq!(dedup_log(&relabel)["search"], "reused");
+    assert_eq!(dedup_log(&relabel)["pictures_searched"], 0);
+}
+
+/// The same on the demo dataset, with its planted copies of every kind: a few files go, one
+/// changes, and copies of old pictures arrive.
+#[test]
+fn an_incremental_search_on_the_demo_equals_a_cold_one() {
+    let fx = Fixture::new();
+    let (_, truth) = fx.demo();
+    let demo = fx.dir.path().join("demo-out/demo-dataset");
+    let data = fx.data();
+    for entry in walkdir::WalkDir::new(&demo) {
+        let entry = entry.unwrap();
+        let to = data.join(entry.path().strip_prefix(&demo).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+    fx.settle();
+    let first = fx.report(&[]);
+    assert_eq!(dedup_log(&first)["search"], "full");
+
+    // The original of the first planted near pair goes, and so does another file.
+    let pair = &truth["near_pairs"][0];
+    let original = pair["original"].as_str().unwrap();
+    std::fs::remove_file(data.join(original)).unwrap();
+    let copy = pair["copy"].as_str().unwrap();
+    let class_dir = data.join(Path::new(copy).parent().unwrap());
+    let mut ordinary: Vec<String> = std::fs::read_dir(&class_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| {
+            p.ends_with(".png") && !truth.to_string().contains(p.rsplit('/').next().unwrap())
+        })
+        .collect();
+    ordinary.sort();
+    assert!(ordinary.len() >= 3, "{ordinary:?}");
+    std::fs::remove_file(&ordinary[0]).unwrap();
+    // One changes; a near copy of another arrives late.
+    let changed = image::open(&ordinary[1]).unwrap().to_rgb8();
+    imageops::flip_vertical(&changed)
+        .save(&ordinary[1])
+        .unwrap();
+    let source = image::open(&ordinary[2]).unwrap().to_rgb8();
+    let mut late = source.clone();
+    late.pixels_mut()
+        .for_each(|p| p.0 = p.0.map(|v| v.saturating_add(20)));
+    late.save(class_dir.join("late_copy.png")).unwrap();
+    fx.settle();
+
+    let run = fx.report(&[]);
+    let log = dedup_log(&run);
+    assert_eq!(log["search"], "incremental", "{log}");
+    assert_eq!(log["pictures_searched"], 2, "{log}");
+    let late_pair = unordered(
+        &format!(
+            "{}/late_copy.png",
+            Path::new(copy).parent().unwrap().display()
+        ),
+        Path::new(&ordinary[2])
+            .strip_prefix(&data)
+            .unwrap()
+            .to_str()
+            .unwrap(),
+    );
+    let found = near_pairs(&run.report_json());
+    assert!(
+        found.iter().any(|(p, _)| *p == late_pair),
+        "{late_pair:?} missing: {found:?}"
+    );
+    let cold = fx.report_into(&fx.dir.path().join("cold"), &[]);
+    assert!(cold.output.status.success(), "{}", cold.stderr());
+    assert_eq!(duplicates(&run), duplicates(&cold));
+}

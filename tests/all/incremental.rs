@@ -288,9 +288,14 @@ fn changed_pixels_redo_the_pixel_part_and_force_redoes_it_from_scratch() {
     assert_eq!(embed["features_computed"], 1, "{embed}");
     let dedup = &stage_log(&run, "dedup")["dedup"];
     assert_eq!(dedup["pairs_reused"], false, "{dedup}");
-    assert_eq!(dedup["pictures_searched"], 15, "{dedup}");
+    // Only the changed picture is searched; `--force` searches all of them.
+    assert_eq!(dedup["search"], "incremental", "{dedup}");
+    assert_eq!(dedup["pictures_searched"], 1, "{dedup}");
     let forced = fx.report(&["--force=dedup"]);
-    assert_eq!(stage_log(&forced, "dedup")["dedup"]["pairs_reused"], false);
+    let forced_dedup = &stage_log(&forced, "dedup")["dedup"];
+    assert_eq!(forced_dedup["pairs_reused"], false);
+    assert_eq!(forced_dedup["search"], "full", "{forced_dedup}");
+    assert_eq!(forced_dedup["pictures_searched"], 15, "{forced_dedup}");
     assert_eq!(
         stage_log(&forced, "embed")["embed"]["pixel_part_reused"],
         false

@@ -17,6 +17,7 @@
 //! components); a pair whose images sit in different splits is leakage, a group whose images
 //! carry different labels is a certain label error or a certain ambiguity.
 
+pub mod incremental;
 pub mod near;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,15 +36,19 @@ use crate::stages::ingest::Ingested;
 pub const STAGE: Stage = Stage::Dedup;
 /// 3: symmetric check with crops, colour normalisation and robust detail; possible-copy tier.
 /// 4: the near pairs are a pixel-level part reused across relabels (`SearchStats::reused`).
-pub const VERSION: u32 = 4;
+/// 5: the pixel part keeps candidate lists and descriptor sketches, by pixel hash, so that
+/// added and removed pictures are searched incrementally ([`incremental`]).
+pub const VERSION: u32 = 5;
 
 /// Fixed so that reports are reproducible; only the k-means cells depend on it.
 const SEARCH_SEED: u64 = 0x5eed_d00d;
+/// Below this many pictures the candidate search is exact (and so is its incremental update).
+const EXACT_BELOW: usize = 8_192;
 /// The candidate search: exact below 8,192 pictures, k-means cells with six probes from there
 /// on. Changing any of this changes which pairs are checked, and so the stage's `VERSION`.
 const CANDIDATE_SEARCH: Search = Search {
     method: Method::Auto {
-        exact_below: 8_192,
+        exact_below: EXACT_BELOW,
         probes: 6,
         seed: SEARCH_SEED,
     },
@@ -174,6 +179,39 @@ pub struct SearchStats {
     /// The pairs came from the last run (the pictures did not change): nothing was searched.
     #[serde(default)]
     pub reused: bool,
+    /// Only the pictures added since the last run were searched (`pictures` of them); the
+    /// pairs of the `pictures_kept` others were kept unless a changed list touched them.
+    #[serde(default)]
+    pub incremental: bool,
+    #[serde(default)]
+    pub pictures_kept: usize,
+    /// Old candidate lists that lost an entry to a removed picture and were searched again.
+    #[serde(default)]
+    pub lists_refilled: usize,
+}
+
+/// How the near-duplicate pairs of a run came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Every picture searched.
+    Full,
+    /// The new pictures searched, the others' pairs kept.
+    Incremental,
+    /// Nothing searched: the pictures are the last run's.
+    Reused,
+}
+
+impl SearchStats {
+    pub fn mode(&self) -> SearchMode {
+        if self.reused {
+            SearchMode::Reused
+        } else if self.incremental {
+            SearchMode::Incremental
+        } else {
+            SearchMode::Full
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -196,17 +234,25 @@ pub struct DedupArtifact {
 }
 
 /// The part of dedup that depends on pixels alone: near-duplicate pairs between distinct
-/// pictures, as indices into the pictures sorted by pixel hash. Reused while the set of
-/// pictures and the settings are the same, so a relabel or a moved file searches nothing.
+/// pictures, as indices into the pictures sorted by pixel hash (`hashes`). Reused while the
+/// set of pictures and the settings are the same, so a relabel or a moved file searches
+/// nothing; updated for the new pictures alone when pictures were added or removed, from
+/// the candidate lists and sketches it keeps (see [`incremental`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PixelPart {
     /// [`pixel_key`] of the inputs it was made from.
     pub key: u64,
-    /// `a` and `b` are picture indices here, not image indices.
+    /// [`settings_key`] of the settings it was made with.
+    pub settings: u64,
+    /// The pictures' pixel hashes, ascending: picture `i` is `hashes[i]`.
+    pub hashes: Vec<u128>,
+    /// `a` and `b` are picture indices here, not image indices; `a < b`.
     pub pairs: Vec<DuplicatePair>,
     /// The possible copies, also between picture indices.
     pub possible: Vec<PossiblePair>,
     pub search: SearchStats,
+    pub lists: incremental::CandidateLists,
+    pub sketches: incremental::Sketches,
 }
 
 /// What dedup hands back: its artifact, and its pixel part when it was computed in this run
@@ -216,9 +262,9 @@ pub struct Deduped {
     pub pixel: Option<PixelPart>,
 }
 
-/// What the pixel part depends on: the distinct pictures (in pixel-hash order), how their
-/// thumbnails were made, and the settings of the near-duplicate search.
-fn pixel_key(ingested: &Ingested, heads: &[usize], config: &DedupConfig) -> u64 {
+/// What the pixel part depends on besides the pictures: how their thumbnails were made and
+/// the settings of the near-duplicate search. A part made otherwise is of no use.
+fn settings_key(ingested: &Ingested, config: &DedupConfig) -> u64 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     hasher.update(&VERSION.to_le_bytes());
     let decoded = &ingested.artifact.decoded_with;
@@ -228,8 +274,16 @@ fn pixel_key(ingested: &Ingested, heads: &[usize], config: &DedupConfig) -> u64 
     hasher.update(&u64::from(config.max_shift).to_le_bytes());
     hasher.update(&[u8::from(config.mirrored)]);
     hasher.update(&(config.candidates as u64).to_le_bytes());
-    for &i in heads {
-        hasher.update(&ingested.artifact.images[i].pixel_hash.to_le_bytes());
+    hasher.digest()
+}
+
+/// What the pixel part depends on: [`settings_key`] and the distinct pictures (in pixel-hash
+/// order).
+fn pixel_key(settings: u64, hashes: &[u128]) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(&settings.to_le_bytes());
+    for hash in hashes {
+        hasher.update(&hash.to_le_bytes());
     }
     hasher.digest()
 }
@@ -252,6 +306,7 @@ pub fn run(
     for (index, record) in images.iter().enumerate() {
         by_pixels.entry(record.pixel_hash).or_default().push(index);
     }
+    let hashes: Vec<u128> = by_pixels.keys().copied().collect();
     let pictures: Vec<Vec<usize>> = by_pixels.into_values().collect();
     let mut group_of_image: HashMap<usize, usize> = HashMap::new();
     if config.exact {
@@ -277,22 +332,23 @@ pub fn run(
     let mut fresh_part = None;
     if config.near {
         let heads: Vec<usize> = pictures.iter().map(|m| m[0]).collect();
-        let key = pixel_key(ingested, &heads, config);
-        let part = match previous.filter(|p| p.key == key) {
-            Some(mut part) => {
+        let settings = settings_key(ingested, config);
+        let key = pixel_key(settings, &hashes);
+        let previous = previous.filter(|p| p.settings == settings);
+        let (part, fresh) = match previous {
+            Some(mut part) if part.key == key => {
                 part.search.reused = true;
-                part
+                (part, false)
             }
-            None => {
-                let (pairs, possible, search) = near_duplicates(ingested, &heads, config, progress);
-                let part = PixelPart {
-                    key,
-                    pairs,
-                    possible,
-                    search,
-                };
-                fresh_part = Some(part.clone());
-                part
+            previous => {
+                let updated = previous.and_then(|previous| {
+                    incremental::update(ingested, &heads, &hashes, config, previous)
+                });
+                let mut part = updated.unwrap_or_else(|| {
+                    near_duplicates(ingested, &heads, &hashes, settings, config, progress)
+                });
+                part.key = key;
+                (part, true)
             }
         };
         // Picture indices to image indices: each picture's first image in the table.
@@ -319,7 +375,10 @@ pub fn run(
         possible.sort_by(|x, y| order(&x.pair, &y.pair));
         artifact.near_pairs = pairs;
         artifact.possible_pairs = possible;
-        artifact.search = part.search;
+        artifact.search = part.search.clone();
+        if fresh {
+            fresh_part = Some(part);
+        }
     }
 
     artifact.groups = components(images.len(), &artifact.exact_groups, &artifact.near_pairs);
@@ -341,14 +400,17 @@ pub fn run(
     }
 }
 
-/// Near-duplicate pairs between distinct pictures (`heads` are their first images), as
-/// picture indices, each pair once: the copies, then the possible copies.
+/// The full search: near-duplicate pairs between distinct pictures (`heads` are their first
+/// images, `hashes` their pixel hashes), as picture indices, each pair once, with what an
+/// incremental update needs later.
 fn near_duplicates(
     ingested: &Ingested,
     heads: &[usize],
+    hashes: &[u128],
+    settings: u64,
     config: &DedupConfig,
     progress: &Progress,
-) -> (Vec<DuplicatePair>, Vec<PossiblePair>, SearchStats) {
+) -> PixelPart {
     let started = Instant::now();
     let images = &ingested.artifact.images;
     let bar = progress.bar(heads.len() as u64 * 2, "dedup");
@@ -399,52 +461,61 @@ fn near_duplicates(
     bar.inc(n as u64);
 
     // Each unordered pair once per orientation; the pair's own order doesn't matter because
-    // mirroring either picture gives the same match.
-    let mut candidates: Vec<(u32, u32, bool)> = (0..found.rows())
-        .flat_map(|q| {
-            // Crop queries (q >= n * orientations) pair their picture straight.
-            let (i, mirrored) = ((q % n) as u32, q >= n && q < n * orientations);
-            found
-                .of(q)
-                .iter()
-                .filter(move |&&j| j != i)
-                .map(move |&j| (i.min(j), i.max(j), mirrored))
-        })
-        .collect();
-    candidates.sort_unstable();
-    candidates.dedup();
+    // mirroring either picture gives the same match. Crop queries pair their picture straight.
+    let lists = incremental::CandidateLists::from_found(&found, n, orientations + 1);
+    let candidates = lists.triples();
+    let sketches = incremental::Sketches::of(
+        queries.slice(ndarray::s![..n, ..]),
+        queries.slice(ndarray::s![n * orientations.., ..]),
+    );
+    drop(queries);
     let search_seconds = started.elapsed().as_secs_f64();
 
     let checking = Instant::now();
+    let (pairs, possible) = check(&|i| &pictures[i as usize], &candidates, config);
+    bar.inc(n as u64);
+    bar.finish_and_clear();
+    PixelPart {
+        key: 0,
+        settings,
+        hashes: hashes.to_vec(),
+        pairs,
+        possible,
+        search: SearchStats {
+            pictures: n,
+            checked: candidates.len(),
+            search_seconds,
+            check_seconds: checking.elapsed().as_secs_f64(),
+            ..SearchStats::default()
+        },
+        lists,
+        sketches,
+    }
+}
+
+/// The careful check of candidate triples (lower picture, higher picture, mirrored), sorted:
+/// the copies and the possible copies among them, each pair once, in picture order. A pair's
+/// result depends on its two pictures and on which of its triples are candidates, nothing else.
+fn check<'a>(
+    pictures: &(dyn Fn(u32) -> &'a near::Picture + Sync),
+    candidates: &[(u32, u32, bool)],
+    config: &DedupConfig,
+) -> (Vec<DuplicatePair>, Vec<PossiblePair>) {
     let max_shift = config.max_shift as i32;
     let checked: Vec<(u32, u32, bool)> = candidates
         .par_iter()
         .copied()
-        .filter(|&(i, j, mirrored)| {
-            near::plausible(
-                &pictures[i as usize],
-                &pictures[j as usize],
-                mirrored,
-                max_shift,
-            )
-        })
+        .filter(|&(i, j, mirrored)| near::plausible(pictures(i), pictures(j), mirrored, max_shift))
         .collect::<Vec<_>>();
     let horizon = config.possible_threshold.max(config.near_threshold);
     let checked: Vec<(u32, u32, bool, near::Alignment)> = checked
         .par_iter()
         .map(|&(i, j, mirrored)| {
-            let alignment = near::align(
-                &pictures[i as usize],
-                &pictures[j as usize],
-                mirrored,
-                max_shift,
-            );
+            let alignment = near::align(pictures(i), pictures(j), mirrored, max_shift);
             (i, j, mirrored, alignment)
         })
         .filter(|c| f64::from(c.3.distance) <= horizon)
         .collect();
-    bar.inc(n as u64);
-    bar.finish_and_clear();
 
     // A symmetric picture matches its copy both ways; the straight match wins unless the
     // mirrored one is clearly closer.
@@ -486,14 +557,7 @@ fn near_duplicates(
             });
         }
     }
-    let stats = SearchStats {
-        pictures: n,
-        checked: candidates.len(),
-        search_seconds,
-        check_seconds: checking.elapsed().as_secs_f64(),
-        reused: false,
-    };
-    (pairs, possible, stats)
+    (pairs, possible)
 }
 
 /// Connected components of exact groups and near pairs, biggest first.

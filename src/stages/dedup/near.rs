@@ -86,23 +86,8 @@ const PLAUSIBLE_ZOOM: f32 = 1.14;
 
 /// The canonical form of an RGB thumbnail of `width` x `height`.
 pub fn canonical(rgb: &[u8], width: u32, height: u32) -> Picture {
-    let image = image::RgbImage::from_raw(width.max(1), height.max(1), rgb.to_vec())
-        .unwrap_or_else(|| image::RgbImage::new(1, 1));
-    let full = if width as usize == SIDE && height as usize == SIDE {
-        image
-    } else {
-        image::imageops::resize(
-            &image,
-            SIDE as u32,
-            SIDE as u32,
-            image::imageops::FilterType::Triangle,
-        )
-    };
-    let mut grey = Box::new([0u8; AREA]);
-    for (g, p) in grey.iter_mut().zip(full.as_raw().chunks_exact(3)) {
-        *g = ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2]) + 128) >> 8)
-            as u8;
-    }
+    let full = full_size(rgb, width, height);
+    let grey = grey_of(&full);
     let mut colour = Box::new([0u8; COLOUR_SIDE * COLOUR_SIDE * 3]);
     let raw = full.as_raw();
     for y in 0..COLOUR_SIDE {
@@ -139,6 +124,37 @@ pub fn canonical(rgb: &[u8], width: u32, height: u32) -> Picture {
         half_crop,
         quarter_crop,
     }
+}
+
+/// Just the canonical grey image of an RGB thumbnail (what the descriptors read), the same
+/// bytes as [`canonical`]'s without the rest of its work.
+pub fn canonical_grey(rgb: &[u8], width: u32, height: u32) -> Box<[u8; AREA]> {
+    grey_of(&full_size(rgb, width, height))
+}
+
+/// The thumbnail at `SIDE` x `SIDE` (squashed if it is not square).
+fn full_size(rgb: &[u8], width: u32, height: u32) -> image::RgbImage {
+    let image = image::RgbImage::from_raw(width.max(1), height.max(1), rgb.to_vec())
+        .unwrap_or_else(|| image::RgbImage::new(1, 1));
+    if width as usize == SIDE && height as usize == SIDE {
+        image
+    } else {
+        image::imageops::resize(
+            &image,
+            SIDE as u32,
+            SIDE as u32,
+            image::imageops::FilterType::Triangle,
+        )
+    }
+}
+
+fn grey_of(full: &image::RgbImage) -> Box<[u8; AREA]> {
+    let mut grey = Box::new([0u8; AREA]);
+    for (g, p) in grey.iter_mut().zip(full.as_raw().chunks_exact(3)) {
+        *g = ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2]) + 128) >> 8)
+            as u8;
+    }
+    grey
 }
 
 /// A first look at a candidate pair, a small fraction of the cost of [`align`]: whether the
