@@ -32,6 +32,9 @@ use super::{Neighbours, exact};
 /// off by at most about `d x 6e-8` (6e-6 at 96 dimensions) each time it is computed.
 const SLACK: f32 = 3e-5;
 
+/// One row's list (row, similarity; best first) and its bound.
+type Listed = (Vec<(u32, f32)>, f32);
+
 /// A same-set neighbour table with a bound per row; see the module doc.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Deep {
@@ -165,7 +168,7 @@ pub fn repair(
     let reverse = exact::best(vectors, hot_vectors.view(), hot_depth, false);
 
     // Each row not hot: its old list rescored plus its best hot rows, or None to search.
-    let repaired: Vec<Option<(Vec<(u32, f32)>, f32)>> = (0..rows)
+    let repaired: Vec<Option<Listed>> = (0..rows)
         .into_par_iter()
         .map(|r| {
             if is_hot[r] {
@@ -277,7 +280,7 @@ fn turned(
     // M = sum of new_r old_r^T = a^T b.
     let m = a.t().dot(&b);
     drop((a, b));
-    let (values, w) = crate::stages::embed::pca::jacobi_eigen(m.t().dot(&m));
+    let (values, w) = jacobi_eigen(m.t().dot(&m));
     let top = values.iter().copied().fold(0f64, f64::max);
     let mut inverse_root = Array2::<f64>::zeros((d, d));
     for (c, &value) in values.iter().enumerate() {
@@ -346,4 +349,129 @@ fn full_rows(
             (list, bound)
         })
         .collect()
+}
+
+/// Eigenvalues and eigenvectors (columns) of a small symmetric matrix by cyclic Jacobi (the
+/// turn of [`repair`], and the PCA's small projected problem).
+pub fn jacobi_eigen(mut a: Array2<f64>) -> (Vec<f64>, Array2<f64>) {
+    let n = a.nrows();
+    let mut v = Array2::<f64>::eye(n);
+    for _sweep in 0..60 {
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[[i, j]] * a[[i, j]])
+            .sum();
+        if off < 1e-22 {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[[p, q]];
+                if apq.abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[[q, q]] - a[[p, p]]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let akp = a[[k, p]];
+                    let akq = a[[k, q]];
+                    a[[k, p]] = c * akp - s * akq;
+                    a[[k, q]] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let apk = a[[p, k]];
+                    let aqk = a[[q, k]];
+                    a[[p, k]] = c * apk - s * aqk;
+                    a[[q, k]] = s * apk + c * aqk;
+                }
+                for k in 0..n {
+                    let vkp = v[[k, p]];
+                    let vkq = v[[k, q]];
+                    v[[k, p]] = c * vkp - s * vkq;
+                    v[[k, q]] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    let values = (0..n).map(|i| a[[i, i]]).collect();
+    (values, v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn unit_rows(rows: &mut Array2<f32>) {
+        for mut row in rows.rows_mut() {
+            let norm = row.dot(&row).sqrt();
+            row /= norm;
+        }
+    }
+
+    /// Old vectors, the new ones (every old row but the first five, turned and nudged, then
+    /// ten new rows), and the old row of each new one.
+    fn moved(seed: u64) -> (Array2<f32>, Array2<f32>, Vec<Option<u32>>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (rows, dims) = (600, 8);
+        let mut old = Array2::from_shape_fn((rows, dims), |_| rng.random_range(-1.0f32..1.0));
+        unit_rows(&mut old);
+        // A rotation in the first plane, so that drift measured without turning would be large.
+        let (c, s) = (0.6f32, 0.8f32);
+        let mut new_rows = Vec::new();
+        let mut old_of = Vec::new();
+        for r in 5..rows {
+            let mut v = old.row(r).to_vec();
+            let (a, b) = (v[0], v[1]);
+            v[0] = c * a - s * b;
+            v[1] = s * a + c * b;
+            for x in v.iter_mut() {
+                *x += rng.random_range(-0.002f32..0.002);
+            }
+            new_rows.push(v);
+            old_of.push(Some(r as u32));
+        }
+        for _ in 0..10 {
+            new_rows.push((0..dims).map(|_| rng.random_range(-1.0f32..1.0)).collect());
+            old_of.push(None);
+        }
+        let mut new = Array2::from_shape_vec(
+            (new_rows.len(), dims),
+            new_rows.into_iter().flatten().collect(),
+        )
+        .unwrap();
+        unit_rows(&mut new);
+        (old, new, old_of)
+    }
+
+    #[test]
+    fn a_repaired_table_gives_exactly_the_full_search_and_searches_few_rows() {
+        for seed in 0..3 {
+            let (old, new, old_of) = moved(seed);
+            let reference = deep(old.view(), 30);
+            let (table, work) = repair(new.view(), &reference, old.view(), &old_of, 10).unwrap();
+            let full = deep(new.view(), 30).top(10);
+            let got = table.top(10);
+            for r in 0..new.nrows() {
+                assert_eq!(got.of(r), full.of(r), "row {r}");
+                let bits = |s: &[f32]| s.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(got.similarities(r)), bits(full.similarities(r)));
+            }
+            assert!(work.searched < new.nrows() / 2, "{work:?}");
+            assert!(work.searched >= 10, "the new rows are searched: {work:?}");
+        }
+    }
+
+    #[test]
+    fn a_table_of_another_depth_or_width_is_not_repaired() {
+        let (old, new, old_of) = moved(7);
+        let reference = deep(old.view(), 30);
+        assert!(repair(new.view(), &reference, old.view(), &old_of, 31).is_none());
+        let narrow = new.slice(ndarray::s![.., ..4]).to_owned();
+        assert!(repair(narrow.view(), &reference, old.view(), &old_of, 10).is_none());
+    }
 }

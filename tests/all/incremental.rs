@@ -357,3 +357,114 @@ fn relabelling_a_planted_mislabel_clears_its_findings_without_pixel_work() {
         "the conflicting group is resolved"
     );
 }
+
+/// report.json without what a warm-started map may change: timings, the map's coordinates
+/// and its per-class agreement.
+fn findings_off_the_map(report: &serde_json::Value) -> serde_json::Value {
+    let mut report = findings(report);
+    if let Some(embedding) = report["embedding"].as_object_mut() {
+        embedding.remove("map");
+        if let Some(classes) = embedding
+            .get_mut("separation")
+            .and_then(|s| s.as_object_mut())
+        {
+            for class in classes.values_mut() {
+                if let Some(class) = class.as_object_mut() {
+                    class.remove("map_agreement");
+                }
+            }
+        }
+    }
+    report
+}
+
+#[test]
+fn a_few_changed_added_and_removed_pictures_repair_the_neighbours_and_equal_a_cold_run() {
+    let fx = Fixture::new();
+    let (first, _) = fx.demo();
+    let out = fx.dir.path().join("demo-out");
+    let data = out.join("demo-dataset");
+    let images = first.report_json()["dataset"]["images"].as_u64().unwrap();
+    let first_embed = &stage_log(&first, "embed")["embed"];
+    assert_eq!(first_embed["neighbours_searched"], images, "{first_embed}");
+
+    // Three pictures repainted, two added, two removed, all in one class folder.
+    let mut pngs: Vec<_> = std::fs::read_dir(data.join("train/checkers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    pngs.sort();
+    for (i, path) in pngs.iter().take(3).enumerate() {
+        crate::common::synthetic(500 + i as u32, 32, 32)
+            .save(path)
+            .unwrap();
+    }
+    for i in 0..2 {
+        crate::common::synthetic(600 + i, 32, 32)
+            .save(data.join(format!("train/checkers/added-{i}.png")))
+            .unwrap();
+    }
+    for path in &pngs[3..5] {
+        std::fs::remove_file(path).unwrap();
+    }
+    let (run, _) = fx.demo();
+    let embed = &stage_log(&run, "embed")["embed"];
+    assert_eq!(embed["pixel_part_reused"], false, "{embed}");
+    assert_eq!(embed["features_computed"], 5, "{embed}");
+    let repaired = embed["neighbours_repaired"].as_u64().unwrap();
+    let searched = embed["neighbours_searched"].as_u64().unwrap();
+    assert_eq!(repaired + searched, images, "{embed}");
+    // How many rows the bounds certify depends on how far apart the pictures are (on
+    // CIFAR-10, 59,585 of 60,000 after 100 changes; the demo's shapes sit closer).
+    assert!(repaired > 0 && searched < images, "{embed}");
+    assert_eq!(embed["map_warm"], true, "{embed}");
+    assert!(embed["map_iterations"].as_u64().unwrap() < 100, "{embed}");
+
+    // A cold run on the changed data: the same findings (exact neighbours, bit for bit).
+    let cold_out = fx.dir.path().join("cold");
+    let args = crate::common::strings(&[
+        "report",
+        data.to_str().unwrap(),
+        "--out",
+        cold_out.to_str().unwrap(),
+    ]);
+    let cold = crate::common::run_in(fx.dir.path(), &args, &cold_out);
+    assert!(cold.output.status.success(), "{}", cold.stderr());
+    let cold_embed = &stage_log(&cold, "embed")["embed"];
+    assert_eq!(cold_embed["map_warm"], false, "{cold_embed}");
+    assert_eq!(
+        findings_off_the_map(&run.report_json()),
+        findings_off_the_map(&cold.report_json())
+    );
+
+    // A second round of changes repairs from the same reference and still equals cold.
+    crate::common::synthetic(700, 32, 32)
+        .save(data.join("train/checkers/added-late.png"))
+        .unwrap();
+    let (again, _) = fx.demo();
+    let again_embed = &stage_log(&again, "embed")["embed"];
+    assert!(
+        again_embed["neighbours_repaired"].as_u64().unwrap() > 0,
+        "{again_embed}"
+    );
+    let cold = crate::common::run_in(fx.dir.path(), &args, &cold_out);
+    assert!(cold.output.status.success(), "{}", cold.stderr());
+    assert_eq!(
+        findings_off_the_map(&again.report_json()),
+        findings_off_the_map(&cold.report_json())
+    );
+    // --force=embed searches everything again and maps from scratch.
+    let mut forced_args = crate::common::strings(&["report", data.to_str().unwrap(), "--out"]);
+    forced_args.push(out.display().to_string());
+    forced_args.push("--force=embed".into());
+    let forced = crate::common::run_in(fx.dir.path(), &forced_args, &out);
+    assert!(forced.output.status.success(), "{}", forced.stderr());
+    let forced_embed = &stage_log(&forced, "embed")["embed"];
+    assert_eq!(
+        forced_embed["neighbours_searched"],
+        images + 1,
+        "{forced_embed}"
+    );
+    assert_eq!(forced_embed["map_warm"], false, "{forced_embed}");
+}

@@ -16,6 +16,8 @@ pub struct ProvenanceView {
     /// Where the embedding came from: the built-in features, or the model file with its
     /// hash, input size and this run's throughput.
     pub embedding_source: String,
+    /// How the map was drawn: from scratch, or from the last run's map.
+    pub map_source: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,6 +42,27 @@ pub fn build(input: &RenderInput) -> ProvenanceView {
             .collect(),
         settings_toml: input.settings_toml.clone(),
         embedding_source: embedding_source(input),
+        map_source: map_source(input),
+    }
+}
+
+fn map_source(input: &RenderInput) -> String {
+    let embed = &input.embed;
+    if embed.map.is_empty() {
+        return "none was drawn".into();
+    }
+    let points = crate::text::thousands(embed.points as u64);
+    if embed.map_warm {
+        format!(
+            "t-SNE of {points} images, started from the previous run's map (few pictures had \
+             changed) and refined for {} iterations; a run with --force=embed draws it from scratch",
+            crate::stages::embed::map::WARM_ITERATIONS
+        )
+    } else {
+        format!(
+            "t-SNE of {points} images, drawn from scratch ({} iterations)",
+            crate::stages::embed::map::ITERATIONS
+        )
     }
 }
 

@@ -116,6 +116,10 @@ pub struct EmbedArtifact {
     /// Share of images whose neighbours' weighted vote gives their own label (leave one out).
     pub vote_accuracy: f32,
     pub map: Vec<MapPoint>,
+    /// The map was started from an earlier run's coordinates and refined briefly, not drawn
+    /// from scratch (the report says which; `--force=embed` draws it from scratch).
+    #[serde(default)]
+    pub map_warm: bool,
     /// The user's model, when it was the feature source.
     #[serde(default)]
     pub model: Option<ModelInfo>,
@@ -533,6 +537,7 @@ pub fn run(
         artifact.method = "tsne".into();
     }
     artifact.points = artifact.map.len();
+    artifact.map_warm = part.map_warm;
     artifact.labels = labels;
     artifact.counts.map_seconds += started.elapsed().as_secs_f64();
     Embedded {

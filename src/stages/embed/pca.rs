@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::features::Block;
+use crate::neighbours::deep::jacobi_eigen;
 
 /// Rows used to fit the PCA at most.
 const FIT_ROWS: usize = 12_000;
@@ -305,54 +306,6 @@ fn orthonormalise(q: &mut Array2<f32>) {
         }
     }
     q.assign(&a.mapv(|v| v as f32));
-}
-
-/// Eigenvalues and eigenvectors (columns) of a small symmetric matrix by cyclic Jacobi.
-pub(crate) fn jacobi_eigen(mut a: Array2<f64>) -> (Vec<f64>, Array2<f64>) {
-    let n = a.nrows();
-    let mut v = Array2::<f64>::eye(n);
-    for _sweep in 0..60 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[[i, j]] * a[[i, j]])
-            .sum();
-        if off < 1e-22 {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = a[[p, q]];
-                if apq.abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (a[[q, q]] - a[[p, p]]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let akp = a[[k, p]];
-                    let akq = a[[k, q]];
-                    a[[k, p]] = c * akp - s * akq;
-                    a[[k, q]] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let apk = a[[p, k]];
-                    let aqk = a[[q, k]];
-                    a[[p, k]] = c * apk - s * aqk;
-                    a[[q, k]] = s * apk + c * aqk;
-                }
-                for k in 0..n {
-                    let vkp = v[[k, p]];
-                    let vkq = v[[k, q]];
-                    v[[k, p]] = c * vkp - s * vkq;
-                    v[[k, q]] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    let values = (0..n).map(|i| a[[i, i]]).collect();
-    (values, v)
 }
 
 #[cfg(test)]
