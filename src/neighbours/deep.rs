@@ -22,7 +22,7 @@
 //! prefix, and the bounds, can differ from a full search's; they are the table's own
 //! bookkeeping and are never reported.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -162,7 +162,7 @@ pub fn repair(
     for &h in &hot {
         is_hot[h] = true;
     }
-    let hot_vectors = vectors.select(Axis(0), &hot);
+    let hot_vectors = super::gather(vectors, &hot);
     // Every row's best hot rows (as indices into `hot`), the row as the query.
     let hot_depth = depth.min(hot.len());
     let reverse = exact::best(vectors, hot_vectors.view(), hot_depth, false);
@@ -187,14 +187,7 @@ pub fn repair(
                 .filter(|&j| !is_hot[j as usize])
                 .collect();
             let mut list: Vec<(u32, f32)> = Vec::with_capacity(survivors.len() + hot_depth);
-            if !survivors.is_empty() {
-                let chosen: Vec<usize> = survivors.iter().map(|&j| j as usize).collect();
-                let candidates = vectors.select(Axis(0), &chosen);
-                let sims = vectors
-                    .slice(ndarray::s![r..r + 1, ..])
-                    .dot(&candidates.t());
-                list.extend(survivors.iter().copied().zip(sims.iter().copied()));
-            }
+            super::similarities_of(vectors, r, &survivors, &mut list);
             let mut bound = old_bound + drift[r] + rest_drift + skew + SLACK;
             let best_hot = reverse.similarities(r);
             if best_hot.len() < hot_depth {
@@ -274,11 +267,12 @@ fn turned(
         .enumerate()
         .filter_map(|(r, o)| o.map(|o| (r, o as usize)))
         .unzip();
-    let a = vectors.select(Axis(0), &new_rows).mapv(f64::from);
-    let b = old_vectors.select(Axis(0), &old_rows).mapv(f64::from);
+    let a = super::gather(vectors, &new_rows);
+    let b = super::gather(old_vectors, &old_rows);
     // Row r of the result is R applied to old row r: turned = old x R^T, R = M (M^T M)^-1/2,
-    // M = sum of new_r old_r^T = a^T b.
-    let m = a.t().dot(&b);
+    // M = sum of new_r old_r^T = a^T b. M only chooses the turn (R is orthogonal whatever M
+    // is, up to the `skew` measured below), so f32 sums are enough for it.
+    let m = a.t().dot(&b).mapv(f64::from);
     drop((a, b));
     let (values, w) = jacobi_eigen(m.t().dot(&m));
     let top = values.iter().copied().fold(0f64, f64::max);
@@ -319,7 +313,7 @@ fn full_rows(
         return Vec::new();
     }
     let rows = vectors.nrows();
-    let queries: Array2<f32> = vectors.select(Axis(0), which);
+    let queries: Array2<f32> = super::gather(vectors, which);
     // One more than asked: the row itself is among them (unless tied copies outrank it).
     let found = exact::best(queries.view(), vectors, (depth + 1).min(rows), false);
     which
@@ -356,12 +350,15 @@ fn full_rows(
 pub fn jacobi_eigen(mut a: Array2<f64>) -> (Vec<f64>, Array2<f64>) {
     let n = a.nrows();
     let mut v = Array2::<f64>::eye(n);
+    // Done when the off-diagonal mass is a rounding error of the whole: relative, so that a
+    // matrix of large entries (the turn's, ~10^9) stops after as few sweeps as one of small.
+    let whole: f64 = a.iter().map(|v| v * v).sum();
     for _sweep in 0..60 {
         let off: f64 = (0..n)
             .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
             .map(|(i, j)| a[[i, j]] * a[[i, j]])
             .sum();
-        if off < 1e-22 {
+        if off <= 1e-26 * whole {
             break;
         }
         for p in 0..n {

@@ -15,7 +15,7 @@
 //! cells the one kept is decided by the order of the merge below, not by the lower row. The
 //! merge is dedup's original one, kept as it was so that its candidates did not move.
 
-use ndarray::{Array2, ArrayView2, Axis, s};
+use ndarray::{Array2, ArrayView2, s};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -75,9 +75,9 @@ pub(super) fn search(
             if members.is_empty() || visiting.is_empty() {
                 return out.into_iter();
             }
-            let member_rows = base.select(Axis(0), &to_usize(members));
+            let member_rows = super::gather(base, &to_usize(members));
             for chunk in visiting.chunks(QUERY_CHUNK) {
-                let query_rows = queries.select(Axis(0), &to_usize(chunk));
+                let query_rows = super::gather(queries, &to_usize(chunk));
                 let best = exact::best(query_rows.view(), member_rows.view(), per_cell, false);
                 for (r, &q) in chunk.iter().enumerate() {
                     for (&j, &sim) in best.of(r).iter().zip(best.similarities(r)) {
@@ -118,7 +118,7 @@ fn train_centroids(base: ArrayView2<f32>, count: usize, seed: u64) -> Array2<f32
     let count = count.clamp(1, n);
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let train = base.select(Axis(0), &order[..(count * TRAIN_PER_CELL).min(n)]);
+    let train = super::gather(base, &order[..(count * TRAIN_PER_CELL).min(n)]);
     let mut centroids = train.slice(s![..count, ..]).to_owned();
     for _ in 0..KMEANS_ROUNDS {
         let nearest = exact::best(train.view(), centroids.view(), 1, false);

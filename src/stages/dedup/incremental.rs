@@ -185,7 +185,7 @@ impl CandidateLists {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sketches {
     /// `DESCRIPTOR_DIMS` signed bytes per descriptor.
-    #[serde(with = "as_bytes")]
+    #[serde(with = "crate::cache::as_bytes")]
     pub codes: Vec<u8>,
     pub scales: Vec<f32>,
     pub errors: Vec<f32>,
@@ -753,39 +753,6 @@ pub(super) fn update(
         lists,
         sketches,
     })
-}
-
-/// A `Vec<u8>` as one byte string (postcard writes it in one go, not byte by byte).
-mod as_bytes {
-    use serde::{Deserializer, Serializer, de};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(bytes)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-        struct Bytes;
-        impl<'de> de::Visitor<'de> for Bytes {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-                let mut out = Vec::new();
-                while let Some(b) = seq.next_element()? {
-                    out.push(b);
-                }
-                Ok(out)
-            }
-        }
-        deserializer.deserialize_byte_buf(Bytes)
-    }
 }
 
 #[cfg(test)]

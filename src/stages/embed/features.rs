@@ -396,6 +396,7 @@ pub struct FeatureStore {
     /// Sorted, so a lookup is a binary search.
     pub keys: Vec<u128>,
     /// `keys.len() * row_bytes` bytes, row `i` belonging to `keys[i]`.
+    #[serde(with = "crate::cache::as_bytes")]
     pub vectors: Vec<u8>,
 }
 

@@ -32,7 +32,7 @@ pub mod pca;
 
 use std::time::Instant;
 
-use ndarray::{ArrayView2, Axis};
+use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -718,7 +718,7 @@ fn compute_pixel_part(
     let started = Instant::now();
     let map_rows = map_sample(ingested, order, config);
     let chosen: Vec<usize> = map_rows.iter().map(|&r| r as usize).collect();
-    let sample = vectors.select(Axis(0), &chosen);
+    let sample = crate::neighbours::gather(vectors.view(), &chosen);
     let map_k = map::neighbours_needed(chosen.len());
     // The mapped rows' places among a map's rows, through a row mapping to its run.
     let places = |row_of: &[Option<u32>], on_map: &[u32]| -> Vec<Option<u32>> {
@@ -733,7 +733,7 @@ fn compute_pixel_part(
         if rows_on_map.iter().any(|&r| r >= ref_vectors.nrows()) {
             return None;
         }
-        let ref_sample = ref_vectors.select(Axis(0), &rows_on_map);
+        let ref_sample = crate::neighbours::gather(ref_vectors, &rows_on_map);
         deep::repair(
             sample.view(),
             &reference.map_table,
