@@ -66,6 +66,29 @@ pub struct Args {
     /// model".
     #[arg(long, global = true, value_name = "FILE.onnx")]
     pub model: Option<PathBuf>,
+
+    /// The dataset's layout; by default CIFAR batches, else a manifest (a .csv or .jsonl
+    /// file, given or alone at the folder's top level), else a folder per class.
+    /// Overrides dataset.layout.
+    #[arg(long, global = true, value_name = "LAYOUT")]
+    pub layout: Option<Layout>,
+}
+
+/// The layouts `--layout` (and `dataset.layout`) can force.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// CIFAR batches if present, else a manifest, else a folder per class.
+    #[default]
+    Auto,
+    /// `<class>/<image>` or `<split>/<class>/<image>`.
+    Folder,
+    /// CIFAR-10/100 binary batches.
+    Cifar,
+    /// A CSV or JSON Lines manifest: path, label, optional split.
+    Manifest,
 }
 
 /// The value of `--force`: every stage, or one stage and the ones after it.
@@ -107,7 +130,8 @@ pub enum Command {
 
 #[derive(Debug, ClapArgs)]
 pub struct ReportArgs {
-    /// The dataset folder: <class>/<image>, <split>/<class>/<image>, or CIFAR binary batches.
+    /// The dataset folder (<class>/<image>, <split>/<class>/<image>, CIFAR binary batches, or
+    /// one manifest), or a manifest file (.csv or .jsonl: path, label, optional split).
     #[arg(value_name = "DATASET")]
     pub dataset: PathBuf,
 }

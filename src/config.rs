@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Args, Command, ForceArg};
+use crate::cli::{Args, Command, ForceArg, Layout};
 use crate::stage::Stage;
 
 /// A setting the user can fix: the message names the file or key and what is allowed.
@@ -47,12 +47,31 @@ pub enum Force {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
+    pub dataset: DatasetConfig,
     pub ingest: IngestConfig,
     pub sample: SampleConfig,
     pub statistics: StatisticsConfig,
     pub dedup: DedupConfig,
     pub embed: EmbedConfig,
     pub report: ReportConfig,
+}
+
+/// How the dataset is laid out, and a manifest's column names. Read by discovery only: what
+/// it changes (paths, labels, splits) enters the ingest fingerprint through the units.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// `auto` (CIFAR batches, else a manifest, else folders), or one layout forced.
+    pub layout: Layout,
+    /// A manifest's path column, when it is not one of the usual names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_column: Option<String>,
+    /// A manifest's label column, when it is not one of the usual names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_column: Option<String>,
+    /// A manifest's split column, when it is not one of the usual names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_column: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -291,6 +310,9 @@ impl Settings {
         }
         if let Some(model) = &args.model {
             file.embed.model = Some(model.clone());
+        }
+        if let Some(layout) = args.layout {
+            file.dataset.layout = layout;
         }
         let dataset = match &args.command {
             Command::Report(report) => report.dataset.clone(),

@@ -54,6 +54,13 @@ pub const IMAGE_EXTENSIONS: &[&str] = &[
     "pbm", "pgm", "ppm", "pam", "tga", "dds", "ico", "hdr", "exr", "qoi", "ff", "avif",
 ];
 
+/// The format a file's extension names, when this build can decode it. Used only where the
+/// content has no signature: TGA files, whose header has no magic number.
+fn extension_format(path: &str) -> Option<image::ImageFormat> {
+    let (_, ext) = path.rsplit_once('.')?;
+    image::ImageFormat::from_extension(ext).filter(|format| format.reading_enabled())
+}
+
 pub fn has_image_extension(path: &str) -> bool {
     path.rsplit_once('.')
         .map(|(_, ext)| IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
@@ -99,6 +106,14 @@ fn decode_file(path: &str, bytes: &[u8], options: DecodeOptions) -> Outcome {
         }
         Err(err) => return Outcome::Unreadable(format!("could not be read: {err}")),
     };
+    // Content sniffing first: a JPEG named `.png` is still a JPEG. Some formats have no
+    // signature to sniff (TGA); for those the extension decides, and the file is called
+    // "not an image" only once that extension's decoder has refused it too.
+    let mut reader = reader;
+    let by_extension = reader.format().is_none();
+    if by_extension && let Some(format) = extension_format(path) {
+        reader.set_format(format);
+    }
     let Some(format) = reader.format() else {
         let what = sniff(bytes);
         return if claims_image {
@@ -110,11 +125,19 @@ fn decode_file(path: &str, bytes: &[u8], options: DecodeOptions) -> Outcome {
         };
     };
     let format_name = format!("{format:?}").to_lowercase();
-    if format == image::ImageFormat::Jpeg {
+    if format == image::ImageFormat::Jpeg && !by_extension {
         return decode_jpeg(bytes, options);
     }
     let mut decoder = match reader.into_decoder() {
         Ok(decoder) => decoder,
+        Err(err) if by_extension => {
+            return Outcome::Unreadable(format!(
+                "not an image despite its extension: the content {} and the {format_name} \
+                 decoder refused it ({}); check what the file really is, or export it again",
+                sniff(bytes),
+                plain_detail(&err.to_string())
+            ));
+        }
         Err(err) => return Outcome::Unreadable(describe_error(&format_name, &err)),
     };
     let (width, height) = decoder.dimensions();
@@ -597,6 +620,75 @@ mod tests {
             panic!("expected a refusal");
         };
         assert!(why.contains("--max-pixels"), "{why}");
+    }
+
+    fn tga(width: u32, height: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut bytes = Vec::new();
+        img.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Tga)
+            .unwrap();
+        bytes
+    }
+
+    // Regression guard: TGA has no magic number, so content sniffing found nothing and every
+    // valid TGA was refused as "not an image despite its extension".
+    #[test]
+    fn tga_without_a_signature_is_decoded_by_its_extension() {
+        let bytes = tga(4, 2);
+        assert!(
+            image::guess_format(&bytes).is_err(),
+            "the test needs a file sniffing cannot recognise"
+        );
+        let Outcome::Image(d) = decode("a.TGA", &bytes, UnitEncoding::File, OPTIONS) else {
+            panic!("expected an image");
+        };
+        assert_eq!((d.width, d.height, d.format.as_str()), (4, 2, "tga"));
+        assert_eq!(d.channel_sum, [12, 4, 56]);
+        let Outcome::Image(p) = decode("a.png", &png(4, 2), UnitEncoding::File, OPTIONS) else {
+            panic!("expected an image");
+        };
+        assert_eq!(d.pixel_hash, p.pixel_hash, "same pixels as the PNG");
+    }
+
+    #[test]
+    fn garbage_with_an_extension_is_not_an_image_only_once_its_decoder_refuses_it() {
+        let Outcome::Unreadable(why) = decode(
+            "notes.tga",
+            b"this is a note, not a picture",
+            UnitEncoding::File,
+            OPTIONS,
+        ) else {
+            panic!("expected unreadable");
+        };
+        assert!(
+            why.starts_with("not an image despite its extension"),
+            "{why}"
+        );
+        assert!(
+            why.contains("plain text") && why.contains("tga decoder"),
+            "{why}"
+        );
+        // The same bytes without an image extension are not an image at all, and a TGA
+        // without the extension that names it cannot be recognised.
+        assert!(matches!(
+            decode("notes", b"this is a note", UnitEncoding::File, OPTIONS),
+            Outcome::NotImage(_)
+        ));
+        assert!(matches!(
+            decode("picture.bin", &tga(4, 2), UnitEncoding::File, OPTIONS),
+            Outcome::NotImage(_)
+        ));
+        // A TGA whose header is sound but whose pixels are cut off is a damaged TGA.
+        let bytes = tga(32, 32);
+        let Outcome::Unreadable(why) = decode(
+            "cut.tga",
+            &bytes[..bytes.len() / 2],
+            UnitEncoding::File,
+            OPTIONS,
+        ) else {
+            panic!("expected unreadable");
+        };
+        assert!(why.contains("tga"), "{why}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Where images come from: discovering a dataset on disk and cutting its files into units.
 //!
-//! Discovery only lists and stats files; it never decodes. Two layouts are understood:
-//! folder-per-class (`root/<class>/...` or `root/<split>/<class>/...`, see [`folder`]) and the
-//! CIFAR-10/100 binary batches (see [`cifar`]). A *source file* is one file on disk; a *unit* is
+//! Discovery only lists and stats files; it never decodes. Three layouts are understood:
+//! folder-per-class (`root/<class>/...` or `root/<split>/<class>/...`, see [`folder`]), the
+//! CIFAR-10/100 binary batches (see [`cifar`]) and CSV / JSON Lines manifests naming each
+//! image's file, label and split (see [`manifest`]). A *source file* is one file on disk; a *unit* is
 //! one image inside it (a folder dataset has one unit per file, a CIFAR batch has 10,000).
 //!
 //! Invariants:
@@ -13,12 +14,16 @@
 
 pub mod cifar;
 pub mod folder;
+pub mod manifest;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
+
+use crate::cli::Layout;
+use crate::config::DatasetConfig;
 
 /// Split folder names recognised in a folder-per-class dataset, lower-cased.
 pub const SPLIT_NAMES: &[&str] = &[
@@ -41,11 +46,17 @@ pub enum DatasetKind {
     Cifar10,
     /// CIFAR-100 binary batches (`train.bin`, `test.bin`), labelled with the fine label.
     Cifar100,
+    /// A CSV or JSON Lines manifest (its file name), one row per image.
+    Manifest { file: String, has_splits: bool },
 }
 
 impl DatasetKind {
     pub fn describe(&self) -> &'static str {
         match self {
+            DatasetKind::Manifest {
+                has_splits: true, ..
+            } => "manifest (path, label, split)",
+            DatasetKind::Manifest { .. } => "manifest (path, label)",
             DatasetKind::Folder { has_splits: true } => "folder per class, with split folders",
             DatasetKind::Folder { has_splits: false } => "folder per class",
             DatasetKind::Cifar10 => "CIFAR-10 binary batches",
@@ -119,11 +130,32 @@ pub struct Unit<'a> {
     pub encoding: UnitEncoding,
 }
 
-/// Looks at `root` and lists what is in it. CIFAR batches win over folders when present.
-/// `exclude` is aldente's output folder, never searched when it sits inside the dataset.
-pub fn discover(root: &Path, follow_symlinks: bool, exclude: Option<&Path>) -> Result<Discovery> {
-    if let Some(found) = cifar::discover(root)? {
-        return Ok(found);
+/// Looks at `root` (a folder, or a manifest file) and lists what is in it. Unless
+/// `config.layout` forces one, CIFAR batches win over a manifest, and a manifest over
+/// folders. `exclude` is aldente's output folder, never searched when it sits inside the
+/// dataset.
+pub fn discover(
+    root: &Path,
+    config: &DatasetConfig,
+    follow_symlinks: bool,
+    exclude: Option<&Path>,
+) -> Result<Discovery> {
+    let layout = config.layout;
+    if matches!(layout, Layout::Auto | Layout::Cifar) && root.is_dir() {
+        if let Some(found) = cifar::discover(root)? {
+            return Ok(found);
+        }
+        if layout == Layout::Cifar {
+            bail!(
+                "--layout cifar: {} holds no CIFAR batches (data_batch_1.bin ...                  test_batch.bin, or train.bin and test.bin)",
+                root.display()
+            );
+        }
+    }
+    if matches!(layout, Layout::Auto | Layout::Manifest)
+        && let Some(file) = manifest::find(root, config, layout == Layout::Manifest)?
+    {
+        return manifest::discover(&file, config, follow_symlinks, exclude);
     }
     folder::discover_with(root, follow_symlinks, exclude)
 }

@@ -26,6 +26,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<()> {
     let config = &settings.file.ingest;
     let discovery = dataset::discover(
         &settings.dataset,
+        &settings.file.dataset,
         config.follow_symlinks,
         Some(&settings.out),
     )?;

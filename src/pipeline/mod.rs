@@ -308,9 +308,13 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// The dataset folder's own name, shown in the report (never the absolute path).
+/// The dataset folder's own name, shown in the report (never the absolute path); for a
+/// manifest given as a file, its folder's name.
 fn dataset_name(root: &Path) -> String {
-    let resolved: PathBuf = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let mut resolved: PathBuf = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    if resolved.is_file() {
+        resolved.pop();
+    }
     resolved
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -176,6 +176,18 @@ fn round4(v: f32) -> f64 {
     (f64::from(v) * 1e4).round() / 1e4
 }
 
+/// Class names in the order of embed's class indices: the dataset's classes, then any label
+/// met only on an image. images.parquet names suggested labels with the same list.
+pub(crate) fn class_names(ingest: &crate::stages::ingest::IngestArtifact) -> Vec<String> {
+    let mut classes = ingest.classes.clone();
+    for record in &ingest.images {
+        if !classes.contains(&record.label) {
+            classes.push(record.label.clone());
+        }
+    }
+    classes
+}
+
 /// `label_issues`, `outliers` and `embedding`, from the embed artifact.
 fn embedding_json(input: &RenderInput) -> (Vec<LabelIssueJson>, Vec<OutlierJson>, EmbeddingJson) {
     let ingest = &input.ingested.artifact;
@@ -187,12 +199,7 @@ fn embedding_json(input: &RenderInput) -> (Vec<LabelIssueJson>, Vec<OutlierJson>
             .map(|r| r.path.clone())
             .unwrap_or_default()
     };
-    let mut classes = ingest.classes.clone();
-    for record in &ingest.images {
-        if !classes.contains(&record.label) {
-            classes.push(record.label.clone());
-        }
-    }
+    let classes = class_names(ingest);
     let name = |c: usize| classes.get(c).cloned().unwrap_or_default();
     let paths = |list: &[u32]| list.iter().map(|&j| path(j as usize)).collect();
     let issues = embed

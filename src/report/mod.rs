@@ -1,5 +1,5 @@
 //! The report: Tera templates compiled into the binary, view structs built for them, the
-//! machine-readable report.json, and summary.md.
+//! machine-readable report.json and images.parquet, and summary.md.
 //!
 //! Templates receive only the view structs of [`view`], never internal types. Auto-escaping
 //! stays on for the HTML template: every file, folder and class name from the dataset is
@@ -8,6 +8,7 @@
 
 pub mod charts;
 pub mod json;
+pub mod parquet;
 pub mod summary;
 pub mod view;
 

@@ -903,6 +903,10 @@ fn mutation_seeds() -> Vec<Vec<u8>> {
             Some(&[0, 0, 0, 255, 255, 255]),
             &[0, 1, 0],
         ),
+        encode(&small, ImageFormat::Tga),
+        b"path,label,split\nimg/a.png,cat,train\n\"img/b,c.png\",\"dog\"\"s\",test\n".to_vec(),
+        b"{\"file_name\": \"a.png\", \"label\": 3}\n{\"file_name\": \"b.png\", \"label\": \"x\"}\n"
+            .to_vec(),
     ]
 }
 
@@ -962,12 +966,14 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut u64) {
 }
 
 // CI has no nightly toolchain for cargo-fuzz, so this seeded mutation loop runs the readers
-// the fuzz targets cover (decode, the CIFAR batch reader, the sealed cache artifacts) on
+// the fuzz targets cover (decode, the CIFAR batch reader, the sealed cache artifacts, the
+// manifest parser) on
 // every `cargo test`: 20,000 mutated inputs, the same ones on every run. A panic
 // names the seed and round so the input can be rebuilt.
 #[test]
 fn hostile_readers_survive_seeded_mutations() {
     use aldente::cache::{decode_artifact, seal};
+    use aldente::dataset::manifest::{Columns, parse_header, parse_rows};
     use aldente::dataset::{DatasetKind, FileRole, SourceFile, UnitEncoding, cifar};
     use aldente::decode::{DecodeOptions, Outcome, decode};
     use aldente::stages::ingest::{IngestArtifact, check_thumb_ranges};
@@ -1001,6 +1007,23 @@ fn hostile_readers_survive_seeded_mutations() {
                 }
                 Outcome::Unreadable(reason) | Outcome::NotImage(reason) => {
                     assert!(!reason.contains("ChunkType {"), "{reason}");
+                }
+            }
+            // TGA has no signature: the extension sends any bytes to its decoder.
+            if let Outcome::Image(image) = decode("m/x.tga", &bytes, UnitEncoding::File, options) {
+                assert!(u64::from(image.width) * u64::from(image.height) <= 1 << 16);
+            }
+            let fixed = Columns {
+                path: "path".into(),
+                label: "label".into(),
+                split: Some("split".into()),
+            };
+            for jsonl in [false, true] {
+                let _ = parse_rows(&bytes, jsonl, &fixed);
+                if let Ok(header) = parse_header(&bytes, jsonl)
+                    && let Ok(columns) = Columns::find(&header, &Default::default())
+                {
+                    let _ = parse_rows(&bytes, jsonl, &columns);
                 }
             }
             for kind in [DatasetKind::Cifar10, DatasetKind::Cifar100] {

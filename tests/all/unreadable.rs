@@ -94,3 +94,34 @@ fn an_unreadable_file_is_not_decoded_again_on_rerun() {
     assert_eq!(second.decoded(), 0);
     assert_eq!(second.reran(), Vec::<String>::new());
 }
+
+// Regression guard: TGA has no signature to sniff, and every valid TGA of the image crate's
+// test images was refused as "not an image despite its extension".
+#[test]
+fn tga_files_are_analysed_and_a_garbage_tga_gets_a_reason() {
+    let fx = Fixture::new();
+    fx.png("cat/a.png", 1);
+    let mut tga = Vec::new();
+    crate::common::synthetic(2, 16, 12)
+        .write_to(&mut std::io::Cursor::new(&mut tga), image::ImageFormat::Tga)
+        .unwrap();
+    fx.bytes("dog/b.tga", &tga);
+    fx.bytes(
+        "dog/fake.tga",
+        b"GIF? no: just text that claims to be a TGA",
+    );
+    let run = fx.report(&[]);
+    assert_eq!(run.output.status.code(), Some(0));
+    let report = run.report_json();
+    assert_eq!(report["dataset"]["images"], 2, "{}", report["unreadable"]);
+    assert_eq!(report["dataset"]["formats"]["tga"], 1);
+    assert_eq!(report["dataset"]["class_counts"]["dog"], 1);
+    let unreadable = report["unreadable"].as_array().unwrap();
+    assert_eq!(unreadable.len(), 1, "{unreadable:?}");
+    assert_eq!(unreadable[0]["path"], "dog/fake.tga");
+    let reason = unreadable[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("not an image despite its extension") && reason.contains("tga"),
+        "{reason}"
+    );
+}
