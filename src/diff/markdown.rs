@@ -39,7 +39,9 @@ fn list<T>(out: &mut String, title: &str, items: &[T], line: impl Fn(&T) -> Stri
 }
 
 fn move_line(change: &Move) -> String {
-    if change.old.path == change.new.path {
+    if change.old == change.new {
+        code(&change.new.path)
+    } else if change.old.path == change.new.path {
         format!(
             "{}: {} → {}",
             code(&change.new.path),
@@ -124,13 +126,15 @@ pub fn build(diff: &DiffJson) -> String {
 
     let overall = &diff.statistics.overall;
     let fmt = |v: [f64; 3]| format!("[{:.4}, {:.4}, {:.4}]", v[0], v[1], v[2]);
-    if overall.old.mean != overall.new.mean || overall.old.std != overall.new.std {
+    // Shown when they moved at the precision one pastes them with.
+    let (mean, std) = (
+        (fmt(overall.old.mean), fmt(overall.new.mean)),
+        (fmt(overall.old.std), fmt(overall.new.std)),
+    );
+    if mean.0 != mean.1 || std.0 != std.1 {
         out.push_str(&format!(
             "\n### Normalisation constants\n\n- mean {} → {}\n- std {} → {}\n",
-            fmt(overall.old.mean),
-            fmt(overall.new.mean),
-            fmt(overall.old.std),
-            fmt(overall.new.std)
+            mean.0, mean.1, std.0, std.1
         ));
     }
 

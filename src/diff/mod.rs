@@ -270,15 +270,15 @@ fn statistics(old: &StatisticsArtifact, new: &StatisticsArtifact) -> StatisticsD
         per_split.insert(
             split.clone(),
             Versions {
-                old: old.per_split.get(split).cloned(),
-                new: new.per_split.get(split).cloned(),
+                old: old.per_split.get(split).copied(),
+                new: new.per_split.get(split).copied(),
             },
         );
     }
     StatisticsDiff {
         overall: Versions {
-            old: old.overall.clone(),
-            new: new.overall.clone(),
+            old: old.overall,
+            new: new.overall,
         },
         per_split,
     }
