@@ -591,3 +591,63 @@ impl LabelledIn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str, label: &str, pixel_hash: u128) -> ImageRecord {
+        ImageRecord {
+            path: path.to_string(),
+            split: None,
+            label: label.to_string(),
+            content_hash: pixel_hash,
+            file_size: 1,
+            format: "png".into(),
+            width: 1,
+            height: 1,
+            color: "rgb8".into(),
+            pixel_hash,
+            channel_sum: [0; 3],
+            channel_sumsq: [0; 3],
+            thumb_width: 1,
+            thumb_height: 1,
+            thumb_offset: 0,
+        }
+    }
+
+    /// Two copies of one picture, one of which moves to another class: the copy that stayed
+    /// in its class must pair with the one still there, and only the other is relabelled.
+    #[test]
+    fn a_copy_that_changed_class_pairs_with_its_own_copy_not_the_one_that_stayed() {
+        let old = [record("cat/a.png", "cat", 7), record("cat/b.png", "cat", 7)];
+        let new = [
+            record("cat/a2.png", "cat", 7),
+            record("dog/b.png", "dog", 7),
+            record("dog/new.png", "dog", 8),
+        ];
+        let images = match_images(&old, &new);
+        assert_eq!(images.moved.len(), 1);
+        assert_eq!(images.moved[0].new.path, "cat/a2.png");
+        assert_eq!(images.relabelled.len(), 1);
+        assert_eq!(images.relabelled[0].new.path, "dog/b.png");
+        assert_eq!(images.added.len(), 1);
+        assert!(images.removed.is_empty() && images.changed.is_empty());
+        assert_eq!(images.unchanged, 0);
+    }
+
+    #[test]
+    fn a_group_that_grew_is_introduced_and_one_that_shrank_resolved() {
+        let old = vec![vec![1, 2], vec![5, 5, 5]];
+        let new = vec![vec![1, 2, 3], vec![5, 5]];
+        let (introduced, resolved) = introduced_resolved(&old, &new);
+        assert_eq!(introduced, [0], "1, 2, 3 is not inside any old group");
+        assert_eq!(
+            resolved,
+            [1],
+            "5, 5, 5 lost a copy; 5, 5 is inside it, so not introduced"
+        );
+        let (introduced, resolved) = introduced_resolved(&old, &old);
+        assert!(introduced.is_empty() && resolved.is_empty());
+    }
+}
