@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::builder::PossibleValue;
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
+use crate::gate::Gate;
 use crate::stage::Stage;
 
 /// Become one with your image dataset: one command, one self-contained HTML report.
@@ -72,6 +73,19 @@ pub struct Args {
     /// Overrides dataset.layout.
     #[arg(long, global = true, value_name = "LAYOUT")]
     pub layout: Option<Layout>,
+
+    /// Fail (exit code 3) when a check finds more than its threshold: a comma-separated list
+    /// of leakage, conflicting-labels, unreadable, new-duplicates, label-issues (each
+    /// `=N`: findings allowed, default 0) and imbalance (`=RATIO`: largest class over
+    /// smallest, default statistics.imbalance_ratio). `report` counts the report's findings,
+    /// `diff` what the new version introduced. Replaces `[gate] fail_on`.
+    #[arg(long, global = true, value_name = "CHECKS", value_parser = parse_gate)]
+    pub fail_on: Option<Gate>,
+}
+
+/// `--fail-on`'s value, checked without touching the disk.
+fn parse_gate(text: &str) -> Result<Gate, String> {
+    Gate::parse_list([text])
 }
 
 /// The layouts `--layout` (and `dataset.layout`) can force.
@@ -126,6 +140,20 @@ pub enum Command {
     /// Generate a small synthetic dataset with planted problems (inside the output folder)
     /// and report on it.
     Demo(DemoArgs),
+    /// Compare two versions of a dataset (for a pull request): writes diff.html, diff.json
+    /// and diff.md into the output folder. Each side is a dataset folder (reported into
+    /// OUT/old or OUT/new, with its cache) or the output folder of an earlier report.
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct DiffArgs {
+    /// The old version: a dataset folder, or an aldente output folder (report.json, cache/).
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The new version: a dataset folder, or an aldente output folder.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -177,6 +205,22 @@ mod tests {
         let args = Args::try_parse_from(["aldente", "report", "d", "--max-pixels", "5"]).unwrap();
         assert_eq!(args.max_pixels, Some(5));
         assert!(Args::try_parse_from(["aldente", "report", "d", "--max-pixels", "0"]).is_err());
+    }
+
+    #[test]
+    fn fail_on_is_parsed_and_checked_without_io() {
+        let args = Args::try_parse_from([
+            "aldente",
+            "report",
+            "d",
+            "--fail-on",
+            "leakage,imbalance=3.5",
+        ])
+        .unwrap();
+        assert_eq!(args.fail_on.unwrap().describe(), "leakage,imbalance=3.5");
+        assert!(Args::try_parse_from(["aldente", "report", "d", "--fail-on", "nope"]).is_err());
+        let args = Args::try_parse_from(["aldente", "diff", "a", "b"]).unwrap();
+        assert!(matches!(args.command, Command::Diff(_)));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Args, Command, ForceArg, Layout};
+use crate::gate::Gate;
 use crate::stage::Stage;
 
 /// A setting the user can fix: the message names the file or key and what is allowed.
@@ -27,6 +28,8 @@ pub enum SettingError {
         /// " in FILE" when the value came from a settings file.
         origin: String,
     },
+    #[error("gate.fail_on: {message}{origin}")]
+    Gate { message: String, origin: String },
     #[error(
         "invalid settings file {path} (see `aldente --help` and README.md for the keys): {message}"
     )]
@@ -54,6 +57,17 @@ pub struct FileConfig {
     pub dedup: DedupConfig,
     pub embed: EmbedConfig,
     pub report: ReportConfig,
+    pub gate: GateConfig,
+}
+
+/// `[gate]`: the checks `report` and `diff` fail on (see [`crate::gate`]); `--fail-on`
+/// replaces them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateConfig {
+    /// Checks in `--fail-on`'s syntax, one per item or comma-separated:
+    /// `["leakage", "imbalance=3.0"]`.
+    pub fail_on: Vec<String>,
 }
 
 /// How the dataset is laid out, and a manifest's column names. Read by discovery only: what
@@ -288,6 +302,8 @@ pub struct Settings {
     pub file: FileConfig,
     /// Where the settings file came from, for "How it was made".
     pub config_path: Option<PathBuf>,
+    /// The checks the run fails on: `--fail-on`, else `[gate] fail_on`.
+    pub gate: Gate,
 }
 
 impl Settings {
@@ -317,12 +333,22 @@ impl Settings {
         let dataset = match &args.command {
             Command::Report(report) => report.dataset.clone(),
             Command::Demo(_) => args.out.join("demo-dataset"),
+            Command::Diff(diff) => diff.new.clone(),
         };
         let origin = config_path
             .as_ref()
             .map(|p| format!(" in {}", p.display()))
             .unwrap_or_default();
         file.validate(&origin)?;
+        let gate = match &args.fail_on {
+            Some(gate) => gate.clone(),
+            None => Gate::parse_list(file.gate.fail_on.iter().map(String::as_str)).map_err(
+                |message| SettingError::Gate {
+                    message,
+                    origin: origin.clone(),
+                },
+            )?,
+        };
         let force = match args.force {
             None => Force::None,
             Some(ForceArg::All) => Force::All,
@@ -336,6 +362,7 @@ impl Settings {
             force,
             file,
             config_path,
+            gate,
         })
     }
 
@@ -349,6 +376,7 @@ impl Settings {
             force: Force::None,
             file: FileConfig::default(),
             config_path: None,
+            gate: Gate::default(),
         }
     }
 }

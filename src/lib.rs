@@ -10,7 +10,9 @@ pub mod config;
 pub mod dataset;
 pub mod decode;
 pub mod demo;
+pub mod diff;
 pub mod fsutil;
+pub mod gate;
 pub mod neighbours;
 pub mod pipeline;
 pub mod progress;
@@ -25,8 +27,17 @@ use anyhow::Result;
 /// The tool's version, part of every fingerprint: a new build never trusts an old cache.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// How a command that ran to completion ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// The outputs were written, and a `--fail-on` check failed (exit code
+    /// [`gate::EXIT_CODE`]).
+    GateFailed,
+}
+
 /// Runs one command to completion.
-pub fn run(args: cli::Args) -> Result<()> {
+pub fn run(args: cli::Args) -> Result<Outcome> {
     let settings = config::Settings::resolve(&args)?;
     if let Some(jobs) = settings.jobs {
         // A second call (tests running in one process) keeps the first pool; that is fine.
@@ -34,8 +45,18 @@ pub fn run(args: cli::Args) -> Result<()> {
             .num_threads(jobs)
             .build_global();
     }
-    match &args.command {
-        cli::Command::Report(_) => pipeline::run(&settings).map(|_| ()),
-        cli::Command::Demo(demo_args) => pipeline::run_demo(&settings, demo_args.seed).map(|_| ()),
-    }
+    let gate_failed = match &args.command {
+        cli::Command::Report(_) => pipeline::run(&settings)?.gate_failed(),
+        cli::Command::Demo(demo_args) => {
+            pipeline::run_demo(&settings, demo_args.seed)?.gate_failed()
+        }
+        cli::Command::Diff(diff_args) => {
+            !pipeline::diff::run(&settings, &diff_args.old, &diff_args.new)?.passed
+        }
+    };
+    Ok(if gate_failed {
+        Outcome::GateFailed
+    } else {
+        Outcome::Done
+    })
 }

@@ -3,7 +3,8 @@
 //! Exit codes: 0 the report was written (undecodable files are findings, not failures);
 //! 1 the run failed; 2 the command line or a setting was wrong (clap's own code for flags,
 //! [`aldente::config::SettingError`] for the settings file and values out of range,
-//! [`aldente::stages::embed::onnx::ModelError`] for a model that cannot be used).
+//! [`aldente::stages::embed::onnx::ModelError`] for a model that cannot be used); 3 the
+//! outputs were written and a `--fail-on` check failed ([`aldente::gate::EXIT_CODE`]).
 
 use std::process::ExitCode;
 
@@ -21,7 +22,8 @@ fn main() -> ExitCode {
         }
     };
     match aldente::run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(aldente::Outcome::Done) => ExitCode::SUCCESS,
+        Ok(aldente::Outcome::GateFailed) => ExitCode::from(aldente::gate::EXIT_CODE),
         Err(err) => {
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {

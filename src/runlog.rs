@@ -105,6 +105,16 @@ pub struct RunLog {
     pub warnings: Vec<String>,
     pub images: usize,
     pub unreadable: usize,
+    /// The gate's outcome (`--fail-on`), as in report.json; absent for a run without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::gate::GateOutcome>,
+}
+
+impl RunLog {
+    /// Whether a gate was given and one of its checks failed.
+    pub fn gate_failed(&self) -> bool {
+        self.gate.as_ref().is_some_and(|g| !g.passed)
+    }
 }
 
 /// Peak resident set size from /proc (Linux); `None` elsewhere.

@@ -28,6 +28,8 @@ pub enum StaleReason {
         bytes: u64,
         expected: u64,
     },
+    /// An artifact file has its recorded size but cannot be read back.
+    OutputUnreadable { path: String },
     /// The inputs differ from the cached run's; empty when no difference can be named.
     Changed(Vec<Change>),
 }
@@ -93,6 +95,7 @@ impl StaleReason {
             StaleReason::NoRecordOfInputs => "its cache entry has no record of its inputs".into(),
             StaleReason::Inconsistent => "its cache entry is inconsistent".into(),
             StaleReason::OutputMissing { path } => format!("{path} is missing"),
+            StaleReason::OutputUnreadable { path } => format!("{path} cannot be read back"),
             StaleReason::OutputDamaged {
                 path,
                 bytes,

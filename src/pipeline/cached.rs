@@ -471,7 +471,8 @@ impl CachedStage for RenderStage {
         for name in [render::HTML, render::JSON, render::SUMMARY] {
             files.push((name, fsutil::read(&cache.out_dir().join(name))?));
         }
-        Ok(Rendered { files })
+        let gate = render::gate_of(&files[1].1)?;
+        Ok(Rendered { files, gate })
     }
 }
 

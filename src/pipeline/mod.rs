@@ -13,6 +13,7 @@
 //! of the orchestrator.
 
 pub mod cached;
+pub mod diff;
 mod ingest;
 mod render;
 
@@ -24,6 +25,7 @@ use anyhow::{Context, Result};
 use crate::cache::{Cache, FingerprintInputs, Freshness, StaleReason};
 use crate::config::{Force, Settings};
 use crate::fsutil;
+use crate::gate::GateOutcome;
 use crate::progress::Progress;
 use crate::runlog::{RunLog, StageReport, StageStatus, peak_rss_bytes};
 use crate::stage::Stage;
@@ -121,6 +123,8 @@ struct Ctx<'a> {
     fingerprints: Fingerprints,
     reports: Vec<StageReport>,
     warnings: Vec<String>,
+    /// The gate's outcome, once render has evaluated it (or read it back).
+    gate: Option<GateOutcome>,
 }
 
 impl<'a> Ctx<'a> {
@@ -136,6 +140,7 @@ impl<'a> Ctx<'a> {
             fingerprints: Fingerprints::new(),
             reports: Vec::new(),
             warnings: Vec::new(),
+            gate: None,
         })
     }
 
@@ -296,6 +301,7 @@ impl<'a> Ctx<'a> {
             warnings: self.warnings,
             images,
             unreadable,
+            gate: self.gate.filter(|g| !g.checks.is_empty()),
         };
         let json = serde_json::to_vec_pretty(&log).context("could not serialise run.json")?;
         fsutil::write_atomic(&self.settings.out.join("run.json"), &json)?;
@@ -304,7 +310,22 @@ impl<'a> Ctx<'a> {
             log.total_seconds,
             self.settings.out.join(render_stage::HTML).display()
         ));
+        if let Some(gate) = &log.gate {
+            print_gate(&self.progress, gate);
+        }
         Ok(log)
+    }
+}
+
+/// The gate's lines on the terminal. A failed gate is printed even with `--quiet`: it is
+/// why the process exits with [`crate::gate::EXIT_CODE`].
+fn print_gate(progress: &Progress, gate: &GateOutcome) {
+    for line in gate.lines() {
+        if gate.passed {
+            progress.line(&line);
+        } else {
+            eprintln!("{line}");
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use super::cached::{
     CachedStage, DedupStage, EmbedStage, RenderStage, SampleStage, StatisticsStage,
 };
 use super::{Ctx, Pending, dataset_name};
-use crate::cache::Freshness;
+use crate::cache::{Freshness, StaleReason};
+use crate::config::Settings;
+use crate::fsutil;
 use crate::report;
 use crate::stage::Stage;
 use crate::stages::ingest::Ingested;
@@ -36,10 +38,26 @@ pub(super) fn run(ctx: &mut Ctx, upstream: Upstream) -> Result<()> {
     let file = &settings.file;
     let templates = report::templates(file.report.templates_dir.as_deref())?;
     let dataset_name = dataset_name(&settings.dataset);
+    // The gate is not a stage setting, but its outcome is written into report.json and
+    // summary.md, so another gate renders again (and nothing else).
     let inputs = RenderStage::inputs(file, &ctx.fingerprints)
         .with_extra("templates", report::templates_digest(&templates))
-        .with_extra("dataset name", dataset_name.clone());
-    let freshness = ctx.decide(&inputs);
+        .with_extra("dataset name", dataset_name.clone())
+        .with_extra("gate", gate_key(settings));
+    let mut freshness = ctx.decide(&inputs);
+    if freshness == Freshness::Fresh {
+        let stored = fsutil::read(&settings.out.join(render_stage::JSON))
+            .and_then(|bytes| render_stage::gate_of(&bytes));
+        match stored {
+            Ok(gate) => ctx.gate = Some(gate),
+            Err(err) => {
+                ctx.warn(format!("{err:#}; rendering again"));
+                freshness = Freshness::Stale(StaleReason::OutputUnreadable {
+                    path: render_stage::JSON.to_string(),
+                });
+            }
+        }
+    }
     if let Freshness::Stale(_) = &freshness {
         ctx.cache.invalidate(Stage::Render)?;
         let sample = ctx.materialise(upstream.sample.0, upstream.sample.1)?;
@@ -62,11 +80,36 @@ pub(super) fn run(ctx: &mut Ctx, upstream: Upstream) -> Result<()> {
             stages: &stages,
             settings_toml: toml::to_string_pretty(file).unwrap_or_default(),
         };
-        let rendered = render_stage::run(&input, &templates)?;
+        let rendered = render_stage::run(
+            &input,
+            &templates,
+            &settings.gate,
+            file.statistics.imbalance_ratio,
+        )?;
         let outputs = RenderStage::save(&ctx.cache, &rendered)?;
         ctx.cache.commit(&inputs, outputs)?;
+        ctx.gate = Some(rendered.gate);
     }
     let detail = format!("{}", settings.out.join(render_stage::HTML).display());
     ctx.record(Stage::Render, &freshness, started, detail);
     Ok(())
+}
+
+/// The gate as it enters render's fingerprint: the checks, and the default ratio when
+/// `imbalance` has none of its own.
+fn gate_key(settings: &Settings) -> String {
+    let gate = &settings.gate;
+    let default_ratio = gate
+        .checks
+        .iter()
+        .any(|c| c.check == crate::gate::Check::Imbalance && c.threshold.is_none());
+    if default_ratio {
+        format!(
+            "{} (imbalance default {})",
+            gate.describe(),
+            settings.file.statistics.imbalance_ratio
+        )
+    } else {
+        gate.describe()
+    }
 }

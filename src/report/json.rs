@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::gate::{Findings, GateOutcome, Imbalance};
 use crate::stages::dedup::DuplicatePair;
 use crate::stages::ingest::RejectKind;
 use crate::stages::statistics::ChannelStats;
@@ -26,6 +27,8 @@ pub struct ReportJson {
     pub label_issues: Vec<LabelIssueJson>,
     pub outliers: Vec<OutlierJson>,
     pub embedding: EmbeddingJson,
+    /// The `--fail-on` checks and what they found (`checks` is empty without a gate).
+    pub gate: GateOutcome,
 }
 
 #[derive(Debug, Serialize)]
@@ -410,5 +413,41 @@ pub fn build(input: &RenderInput) -> ReportJson {
         label_issues,
         outliers,
         embedding,
+        gate: GateOutcome {
+            passed: true,
+            checks: Vec::new(),
+        },
+    }
+}
+
+/// What the gate counts in a report: every finding (there is no older version to compare).
+pub fn gate_findings(report: &ReportJson) -> Findings {
+    let duplicates = &report.duplicates;
+    let pair = |p: &PairJson| vec![p.a.clone(), p.b.clone()];
+    let members = |g: &[LabelledPath]| g.iter().map(|m| m.path.clone()).collect::<Vec<_>>();
+    Findings {
+        scope: "in the report",
+        leakage: duplicates.cross_split.iter().map(pair).collect(),
+        conflicting_labels: duplicates
+            .conflicting_labels
+            .iter()
+            .map(|g| members(g))
+            .collect(),
+        unreadable: report
+            .unreadable
+            .iter()
+            .map(|u| vec![u.path.clone()])
+            .collect(),
+        duplicates: duplicates
+            .groups
+            .iter()
+            .map(|g| members(&g.members))
+            .collect(),
+        label_issues: report
+            .label_issues
+            .iter()
+            .map(|l| vec![l.path.clone()])
+            .collect(),
+        imbalance: Imbalance::of(report.dataset.class_counts.iter().map(|(c, n)| (c, *n))),
     }
 }

@@ -3,12 +3,13 @@
 //! Markdown or HTML into the comment.
 
 use super::view::ReportView;
+use crate::gate::GateOutcome;
 
 fn code(text: &str) -> String {
     format!("`{}`", text.replace('`', "'").replace('\n', " "))
 }
 
-pub fn build(view: &ReportView) -> String {
+pub fn build(view: &ReportView, gate: &GateOutcome) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "## aldente report: {}\n\n",
@@ -17,6 +18,7 @@ pub fn build(view: &ReportView) -> String {
     for fact in &view.overview.facts {
         out.push_str(&format!("- **{}**: {}\n", fact.label, fact.value));
     }
+    out.push_str(&gate.markdown());
     out.push('\n');
     if view.overview.alerts.is_empty() {
         out.push_str("No alerts.\n");

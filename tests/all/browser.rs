@@ -147,6 +147,100 @@ fn report_renders_in_chromium_without_errors_or_network() {
     );
 }
 
+/// diff.html under the report's rules: no console line, no network, every category's section
+/// and names from the dataset as text, in the old and the new version's thumbnails alike.
+#[test]
+fn diff_renders_in_chromium_without_errors_or_network() {
+    if !chromium_present("diff_renders_in_chromium_without_errors_or_network") {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut seed = 0;
+    for class in ["cat", ELEMENT_IN_TEXT] {
+        for i in 0..4 {
+            seed += 1;
+            fx.png(&format!("train/{class}/{i}.png"), seed);
+        }
+        fx.png(&format!("test/{class}/t.png"), 100 + seed);
+    }
+    let new = fx.dir.path().join("data-new");
+    for entry in walkdir::WalkDir::new(fx.data()) {
+        let entry = entry.unwrap();
+        let target = new.join(entry.path().strip_prefix(fx.data()).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+    // Relabelled into the hostile class, moved, removed, changed and added files.
+    std::fs::rename(
+        new.join("train/cat/0.png"),
+        new.join(format!(
+            "train/{ELEMENT_IN_TEXT}/{ELEMENT_AFTER_ATTRIBUTE}.png"
+        )),
+    )
+    .unwrap();
+    std::fs::rename(new.join("train/cat/1.png"), new.join("train/cat/moved.png")).unwrap();
+    std::fs::remove_file(new.join("train/cat/2.png")).unwrap();
+    crate::common::synthetic(500, 16, 12)
+        .save(new.join("train/cat/3.png"))
+        .unwrap();
+    crate::common::synthetic(501, 16, 12)
+        .save(new.join(format!("test/cat/{SCRIPT_COMMENT_OPENER}.png")))
+        .unwrap();
+    let out = fx.dir.path().join("diff-out");
+    let args: Vec<String> = vec![
+        "diff".into(),
+        fx.data().display().to_string(),
+        new.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    let run = crate::common::run_in(fx.dir.path(), &args, &out);
+    assert!(run.output.status.success(), "{}", run.stderr());
+    let html = out.join("diff.html");
+    let artifacts = artifact_dir();
+    std::fs::copy(&html, artifacts.join("diff.html")).expect("copy diff.html to artifacts");
+    let page = open_headless(&html, Some(&artifacts.join("diff.png")));
+    assert!(page.console.is_empty(), "{}", page.console.join("\n"));
+    assert!(page.network.is_empty(), "{}", page.network.join("\n"));
+    for id in [
+        "overview",
+        "added",
+        "removed",
+        "changed",
+        "relabelled",
+        "moved",
+        "classes",
+        "statistics",
+        "findings",
+    ] {
+        assert!(
+            page.dom.contains(&format!("id=\"{id}\"")),
+            "section `{id}` is missing"
+        );
+    }
+    for name in HOSTILE_NAMES {
+        let as_text = name
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        assert!(page.dom.contains(&as_text), "`{name}` is not shown as text");
+    }
+    for injected in [
+        "<img src=\"x\"",
+        "onerror=\"",
+        "data-pwned",
+        SCRIPT_COMMENT_OPENER,
+    ] {
+        assert!(
+            !page.dom.contains(injected),
+            "the DOM contains `{injected}`"
+        );
+    }
+}
+
 #[test]
 fn browser_check_detects_a_deliberate_script_error() {
     if !chromium_present("browser_check_detects_a_deliberate_script_error") {

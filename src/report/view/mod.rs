@@ -132,7 +132,8 @@ fn thumb(ingested: &Ingested, index: usize) -> Thumb {
     }
 }
 
-fn png_data_uri(image: &image::RgbImage) -> String {
+/// An image inline as a PNG data URI (also used by diff.html).
+pub fn png_data_uri(image: &image::RgbImage) -> String {
     let mut bytes = Vec::new();
     // Encoding an in-memory RGB buffer to PNG cannot fail short of allocation failure.
     let _ = image.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png);
