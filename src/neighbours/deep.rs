@@ -101,6 +101,18 @@ impl Deep {
     }
 }
 
+/// What a repair must give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Every row's first `needed` entries exactly as a full search gives them.
+    Exact,
+    /// Rows whose lists cannot be proven exact keep their rescored old lists (the old
+    /// neighbours that remain, with the new pictures among them placed exactly) instead of
+    /// being searched: for a warm-started map, whose coordinates are not compared with a
+    /// cold run's. Only rows left with fewer than `needed` entries are searched.
+    Close,
+}
+
 /// The table of `vectors` from `old`, the table of `old_vectors`: `old_of[r]` is the old row
 /// of new row `r` (the same picture), `None` for a new picture. Every row's first `needed`
 /// entries come out exactly as [`deep`] on `vectors` gives them. `None` when `old` cannot be
@@ -111,6 +123,7 @@ pub fn repair(
     old_vectors: ArrayView2<f32>,
     old_of: &[Option<u32>],
     needed: usize,
+    want: Want,
 ) -> Option<(Deep, Repaired)> {
     let rows = vectors.nrows();
     let old_rows = old_vectors.nrows();
@@ -164,7 +177,10 @@ pub fn repair(
     }
     let hot_vectors = super::gather(vectors, &hot);
     // Every row's best hot rows (as indices into `hot`), the row as the query.
-    let hot_depth = depth.min(hot.len());
+    // Only `needed` of them: a hot row beyond those raises the row's bound to the last one
+    // kept, which lies below the row's `needed` best unless the hot rows crowd it (then the
+    // row is searched). Keeping `depth` cost more in selection than the product itself.
+    let hot_depth = needed.min(hot.len());
     let reverse = exact::best(vectors, hot_vectors.view(), hot_depth, false);
 
     // Each row not hot: its old list rescored plus its best hot rows, or None to search.
@@ -211,7 +227,14 @@ pub fn repair(
                 list.truncate(depth);
             }
             let certain = list.iter().take_while(|e| e.1 > bound).count();
-            (certain >= needed).then_some((list, bound))
+            match want {
+                Want::Exact => (certain >= needed).then_some((list, bound)),
+                // Not a bound any more: a later repair from this table searches the row.
+                Want::Close if certain < needed => {
+                    (list.len() >= needed).then_some((list, f32::INFINITY))
+                }
+                Want::Close => Some((list, bound)),
+            }
         })
         .collect();
 
@@ -450,7 +473,8 @@ mod tests {
         for seed in 0..3 {
             let (old, new, old_of) = moved(seed);
             let reference = deep(old.view(), 30);
-            let (table, work) = repair(new.view(), &reference, old.view(), &old_of, 10).unwrap();
+            let (table, work) =
+                repair(new.view(), &reference, old.view(), &old_of, 10, Want::Exact).unwrap();
             let full = deep(new.view(), 30).top(10);
             let got = table.top(10);
             for r in 0..new.nrows() {
@@ -463,12 +487,47 @@ mod tests {
         }
     }
 
+    /// Drift larger than the lists' gaps: an exact repair must search many rows; a close one
+    /// searches fewer, and its lists are still nearly the full search's.
+    #[test]
+    fn a_close_repair_searches_less_and_stays_near_the_full_search() {
+        let (old, mut new, old_of) = moved(11);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        new.mapv_inplace(|v| v + rng.random_range(-0.03f32..0.03));
+        unit_rows(&mut new);
+        let reference = deep(old.view(), 30);
+        let (_, exact) =
+            repair(new.view(), &reference, old.view(), &old_of, 10, Want::Exact).unwrap();
+        let (close, work) =
+            repair(new.view(), &reference, old.view(), &old_of, 10, Want::Close).unwrap();
+        assert!(work.searched < exact.searched, "{work:?} vs {exact:?}");
+        let full = deep(new.view(), 30).top(10);
+        let got = close.top(10);
+        let mut shared = 0;
+        for r in 0..new.nrows() {
+            assert_eq!(got.of(r).len(), 10, "row {r} is complete");
+            shared += got.of(r).iter().filter(|j| full.of(r).contains(j)).count();
+        }
+        let recall = shared as f64 / (10 * new.nrows()) as f64;
+        assert!(recall > 0.9, "recall {recall}");
+    }
+
     #[test]
     fn a_table_of_another_depth_or_width_is_not_repaired() {
         let (old, new, old_of) = moved(7);
         let reference = deep(old.view(), 30);
-        assert!(repair(new.view(), &reference, old.view(), &old_of, 31).is_none());
+        assert!(repair(new.view(), &reference, old.view(), &old_of, 31, Want::Exact).is_none());
         let narrow = new.slice(ndarray::s![.., ..4]).to_owned();
-        assert!(repair(narrow.view(), &reference, old.view(), &old_of, 10).is_none());
+        assert!(
+            repair(
+                narrow.view(),
+                &reference,
+                old.view(),
+                &old_of,
+                10,
+                Want::Exact
+            )
+            .is_none()
+        );
     }
 }

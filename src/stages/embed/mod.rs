@@ -60,8 +60,12 @@ pub const VERSION: u32 = 7;
 /// [`crate::neighbours::deep`]).
 /// Measured on CIFAR-10 after 100 changed pictures (the new basis moves every row by
 /// about 0.003): with 12, 11,032 of 60,000 rows had to be searched again; with 28, 415
-/// (the 400 new or most-moved rows and 15 others).
-const DEPTH_MARGIN: usize = 28;
+/// (the 400 new or most-moved rows and 15 others). After 300 changed, added and removed
+/// (rows move by about 0.0055): with 28, 3,315; with 80, 500 (only the new and most-moved
+/// rows), at no measurable cost to the cold search.
+const DEPTH_MARGIN: usize = 80;
+/// The same for the map's table, whose repair need not be exact (see [`deep::Want::Close`]).
+const MAP_DEPTH_MARGIN: usize = 28;
 /// A rerun repairs its neighbour tables from the [`Reference`] when at most this share of
 /// its rows are pictures new since (or gone); beyond it, everything is searched again.
 const REPAIR_AT_MOST: f64 = 0.05;
@@ -740,12 +744,15 @@ fn compute_pixel_part(
             ref_sample.view(),
             &places(ref_of, &reference.map_rows),
             map_k,
+            // The warm map's coordinates are not compared with a cold map's (its 10-NN
+            // label agreement is): near-exact input neighbours are enough for 30 steps.
+            deep::Want::Close,
         )
         .map(|(table, _)| table)
     });
     let map_table = repaired_map
         .clone()
-        .unwrap_or_else(|| deep::deep(sample.view(), map_k + DEPTH_MARGIN));
+        .unwrap_or_else(|| deep::deep(sample.view(), map_k + MAP_DEPTH_MARGIN));
     let map_neighbours = map_table.top(map_k);
     // A map of nearly the same points starts where the last one ended.
     let map_start = match (&repaired_map, &old) {
@@ -780,6 +787,7 @@ fn compute_pixel_part(
                 reference.vectors(),
                 ref_of,
                 config.neighbours.min(rows.saturating_sub(1)),
+                deep::Want::Exact,
             )
         });
         let table = match repaired {
