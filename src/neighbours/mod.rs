@@ -202,8 +202,9 @@ fn fused_chains(x: &[f32], ys: &[&[f32]; LANES]) -> [f32; LANES] {
     acc
 }
 
-/// Rows `index` of `vectors`, in that order: the same values as ndarray's
-/// `select(Axis(0), index)`, without its general path, which builds the copy by repeated
+/// Rows `index` of `vectors`, in that order: the same values and layout as ndarray's
+/// `select(Axis(0), index)` (so every product with it is the same to the bit), without its
+/// general path, which builds the copy by repeated
 /// appends (several times slower, measured with perf on CIFAR-10).
 pub fn gather(vectors: ArrayView2<f32>, index: &[usize]) -> ndarray::Array2<f32> {
     let dims = vectors.ncols();

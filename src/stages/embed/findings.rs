@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::neighbours::Neighbours;
+use crate::neighbours::{Neighbours, gather};
 
 /// Sharpness of the neighbour vote: a neighbour at similarity `s` weighs `exp(VOTE * s)`.
 /// Measured on CIFAR-10: weighted votes classify 2-3 points better than plain counts.
@@ -113,8 +113,7 @@ pub fn out_of_fold_model(
                 }
             }
             let (weights, bias) = train.discriminant();
-            let mut rows_buffer = Vec::new();
-            let x = gather_rows(vectors, &held[fold], &mut rows_buffer);
+            let x = gather(vectors, &held[fold]);
             let mut logits = x.dot(&weights);
             logits += &bias;
             softmax_rows(&mut logits);
@@ -155,8 +154,7 @@ impl FoldSums {
     fn of(vectors: ArrayView2<f32>, labels: &[u32], classes: usize, rows: &[usize]) -> FoldSums {
         let dims = vectors.ncols();
         let mut sums = FoldSums::zero(dims, classes);
-        let mut buffer = Vec::new();
-        let x = gather_rows(vectors, rows, &mut buffer);
+        let x = gather(vectors, rows);
         let gram = x.t().dot(&x);
         for (out, &g) in sums.gram.iter_mut().zip(gram.iter()) {
             *out = f64::from(g);
@@ -292,28 +290,6 @@ fn cholesky_solve(l: &[f64], n: usize, b: &[f64]) -> Vec<f64> {
     y
 }
 
-/// The rows `index` of `vectors`, copied one after another into `buffer`, as a matrix: the
-/// same values and layout as `vectors.select(Axis(0), index)` (so every product with it is
-/// the same to the bit), without ndarray's general select, which builds the copy by
-/// repeated appends (several times slower, measured with perf on CIFAR-10).
-fn gather_rows<'b>(
-    vectors: ArrayView2<f32>,
-    index: &[usize],
-    buffer: &'b mut Vec<f32>,
-) -> ArrayView2<'b, f32> {
-    let dims = vectors.ncols();
-    buffer.clear();
-    for &i in index {
-        let row = vectors.row(i);
-        match row.as_slice() {
-            Some(values) => buffer.extend_from_slice(values),
-            None => buffer.extend(row.iter().copied()),
-        }
-    }
-    ArrayView2::from_shape((index.len(), dims), buffer.as_slice())
-        .expect("a buffer of index.len() rows of dims values")
-}
-
 fn softmax_rows(logits: &mut Array2<f32>) {
     for mut row in logits.rows_mut() {
         let max = row.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
@@ -419,14 +395,12 @@ pub fn label_issues(
             continue;
         }
         let member_index: Vec<usize> = members.iter().map(|&j| j as usize).collect();
-        let mut base_rows = Vec::new();
-        let base = gather_rows(vectors, &member_index, &mut base_rows);
+        let base = gather(vectors, &member_index);
         let found: Vec<(u32, Option<f32>)> = rows_wanted
             .par_chunks(BLOCK)
             .flat_map_iter(|block| {
                 let index: Vec<usize> = block.iter().map(|&i| i as usize).collect();
-                let mut rows = Vec::new();
-                let similarities = gather_rows(vectors, &index, &mut rows).dot(&base.t());
+                let similarities = gather(vectors, &index).dot(&base.t());
                 block
                     .iter()
                     .zip(similarities.rows())
