@@ -85,13 +85,7 @@ pub fn run(settings: &Settings, old: &Path, new: &Path) -> Result<GateOutcome> {
         started.elapsed().as_secs_f64(),
         settings.out.join(diff::HTML).display()
     ));
-    for line in result.gate.lines() {
-        if result.gate.passed {
-            progress.line(&line);
-        } else {
-            eprintln!("{line}");
-        }
-    }
+    super::print_gate(&progress, &result.gate);
     Ok(result.gate)
 }
 

@@ -319,7 +319,7 @@ impl<'a> Ctx<'a> {
 
 /// The gate's lines on the terminal. A failed gate is printed even with `--quiet`: it is
 /// why the process exits with [`crate::gate::EXIT_CODE`].
-fn print_gate(progress: &Progress, gate: &GateOutcome) {
+pub(super) fn print_gate(progress: &Progress, gate: &GateOutcome) {
     for line in gate.lines() {
         if gate.passed {
             progress.line(&line);
