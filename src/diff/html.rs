@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::Side;
 use super::json::{DiffJson, ImageRef, LabelledPath, Move};
 use crate::gate::GateOutcome;
+use crate::report::charts;
 use crate::report::view::png_data_uri;
 
 /// The template, compiled in.
@@ -33,7 +34,7 @@ struct DiffView {
     classes: Vec<ClassRow>,
     splits: Vec<Row>,
     normalisation: Vec<Row>,
-    properties: Vec<Row>,
+    properties: Vec<PropertyCard>,
     findings: Vec<FindingSection>,
 }
 
@@ -89,6 +90,16 @@ struct Row {
     old: String,
     new: String,
     changed: bool,
+}
+
+/// One image property: its spread on each side and both histograms overlaid.
+#[derive(Debug, Serialize)]
+struct PropertyCard {
+    row: Row,
+    /// "value" or "log10(1 + value)": what the chart's axis shows.
+    scale: &'static str,
+    /// Inline SVG from `charts::overlaid_distribution` (numbers only), or empty.
+    svg: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -317,7 +328,13 @@ fn build_view(diff: &DiffJson, old: &Side, new: &Side) -> DiffView {
     let properties = diff
         .properties
         .iter()
-        .map(|p| row(p.property.clone(), spread(&p.old), spread(&p.new)))
+        .map(|p| PropertyCard {
+            row: row(p.property.clone(), spread(&p.old), spread(&p.new)),
+            scale: p.histogram.as_ref().map_or("value", |h| h.scale),
+            svg: p.histogram.as_ref().map_or_else(String::new, |h| {
+                charts::overlaid_distribution(&h.old, &h.new, h.min, h.max)
+            }),
+        })
         .collect();
 
     let groups = |title, changes: &super::json::FindingChanges<Vec<LabelledPath>>| FindingSection {

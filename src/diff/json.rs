@@ -144,6 +144,20 @@ pub struct PropertyJson {
     pub property: String,
     pub old: Option<Spread>,
     pub new: Option<Spread>,
+    /// Both versions binned over one range, so they overlay (`null` without images).
+    pub histogram: Option<PairedHistogram>,
+}
+
+/// A property's histogram on each side: `bins` equal-width bins from `min` to `max` (the
+/// smallest and largest value over both versions), on the scale `scale` names.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairedHistogram {
+    /// "value", or "log10(1 + value)" for sharpness, which spans orders of magnitude.
+    pub scale: &'static str,
+    pub min: f64,
+    pub max: f64,
+    pub old: Vec<usize>,
+    pub new: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

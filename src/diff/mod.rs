@@ -28,9 +28,11 @@ use serde::Deserialize;
 use crate::gate::{self, Gate};
 use crate::stages::ingest::{ImageRecord, Ingested};
 use crate::stages::statistics::StatisticsArtifact;
+use crate::stages::statistics::distributions::bin_counts;
+use crate::stages::statistics::properties::ImageProperties;
 use json::{
-    ClassChanges, DiffJson, ImageRef, ImagesJson, IssueJson, Move, PairJson, PathReason,
-    PropertyJson, SideJson, Spread, StatisticsDiff, Versions, find_changes,
+    ClassChanges, DiffJson, ImageRef, ImagesJson, IssueJson, Move, PairJson, PairedHistogram,
+    PathReason, PropertyJson, SideJson, Spread, StatisticsDiff, Versions, find_changes,
 };
 
 pub const HTML: &str = "diff.html";
@@ -284,58 +286,88 @@ fn statistics(old: &StatisticsArtifact, new: &StatisticsArtifact) -> StatisticsD
     }
 }
 
-/// Median and the 10th and 90th percentiles of each image property on each side.
+/// Median and the 10th and 90th percentiles of each image property on each side, and both
+/// sides' histograms over one range.
 fn properties(old: &Side, new: &Side) -> Vec<PropertyJson> {
-    type Measure = fn(&crate::stages::statistics::properties::ImageProperties) -> f32;
-    let measures: [(&str, Measure); 6] = [
-        ("brightness", |p| p.brightness),
-        ("contrast", |p| p.contrast),
-        ("saturation", |p| p.saturation),
-        ("sharpness", |p| p.sharpness),
-        ("entropy", |p| p.entropy),
-        ("aspect", |p| p.aspect),
-    ];
-    let spread = |side: &Side, f: Measure| -> Option<Spread> {
-        Spread::of(
+    let property = |f: fn(&ImageProperties) -> f32| {
+        move |side: &Side| -> Vec<f64> {
             side.statistics
                 .properties
                 .iter()
                 .map(|p| f64::from(f(p)))
-                .collect(),
-        )
+                .collect()
+        }
     };
-    let mut out: Vec<PropertyJson> = measures
+    let record = |f: fn(&ImageRecord) -> u32| {
+        move |side: &Side| -> Vec<f64> {
+            side.ingested
+                .artifact
+                .images
+                .iter()
+                .map(|r| f64::from(f(r)))
+                .collect()
+        }
+    };
+    type Column<'f> = Box<dyn Fn(&Side) -> Vec<f64> + 'f>;
+    let columns: [(&str, Column); 8] = [
+        ("brightness", Box::new(property(|p| p.brightness))),
+        ("contrast", Box::new(property(|p| p.contrast))),
+        ("saturation", Box::new(property(|p| p.saturation))),
+        ("sharpness", Box::new(property(|p| p.sharpness))),
+        ("entropy", Box::new(property(|p| p.entropy))),
+        ("aspect", Box::new(property(|p| p.aspect))),
+        ("width", Box::new(record(|r| r.width))),
+        ("height", Box::new(record(|r| r.height))),
+    ];
+    columns
         .iter()
-        .map(|(name, f)| PropertyJson {
-            property: name.to_string(),
-            old: spread(old, *f),
-            new: spread(new, *f),
+        .map(|(name, values)| {
+            let (old_values, new_values) = (values(old), values(new));
+            PropertyJson {
+                property: name.to_string(),
+                histogram: paired_histogram(name, &old_values, &new_values),
+                old: Spread::of(old_values),
+                new: Spread::of(new_values),
+            }
         })
-        .collect();
-    for (name, f) in [
-        (
-            "width",
-            (|r: &ImageRecord| r.width) as fn(&ImageRecord) -> u32,
-        ),
-        ("height", |r: &ImageRecord| r.height),
-    ] {
-        let of = |side: &Side| {
-            Spread::of(
-                side.ingested
-                    .artifact
-                    .images
-                    .iter()
-                    .map(|r| f64::from(f(r)))
-                    .collect(),
-            )
-        };
-        out.push(PropertyJson {
-            property: name.to_string(),
-            old: of(old),
-            new: of(new),
-        });
+        .collect()
+}
+
+/// Bins of each property's paired histogram, as many as the report's.
+const PROPERTY_BINS: usize = 30;
+
+/// Both sides binned over the range of both, on the report's scale for the property
+/// (sharpness as log10(1 + value)); `None` when neither side has a finite value.
+fn paired_histogram(name: &str, old: &[f64], new: &[f64]) -> Option<PairedHistogram> {
+    let logarithmic = name == "sharpness";
+    let scaled = |values: &[f64]| -> Vec<f64> {
+        if logarithmic {
+            values
+                .iter()
+                .map(|v| v.ln_1p() / std::f64::consts::LN_10)
+                .collect()
+        } else {
+            values.to_vec()
+        }
+    };
+    let (old, new) = (scaled(old), scaled(new));
+    let finite = || old.iter().chain(&new).copied().filter(|v| v.is_finite());
+    let min = finite().fold(f64::INFINITY, f64::min);
+    let max = finite().fold(f64::NEG_INFINITY, f64::max);
+    if !min.is_finite() {
+        return None;
     }
-    out
+    Some(PairedHistogram {
+        scale: if logarithmic {
+            "log10(1 + value)"
+        } else {
+            "value"
+        },
+        min,
+        max,
+        old: bin_counts(&old, min, max, PROPERTY_BINS),
+        new: bin_counts(&new, min, max, PROPERTY_BINS),
+    })
 }
 
 /// Findings of each side that the other side has no finding containing (by pixels, with

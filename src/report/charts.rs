@@ -133,6 +133,79 @@ pub fn distribution(counts: &[usize], min: f64, max: f64, color: RGBColor) -> St
     svg
 }
 
+/// The colours of the two versions in `aldente diff`'s overlaid histograms: the old one a
+/// grey area, the new one a blue outline on top.
+pub const BEFORE_COLOR: RGBColor = RGBColor(150, 150, 150);
+pub const AFTER_COLOR: RGBColor = SPLIT_COLORS[0];
+
+/// Two histograms of one property over the same bins, overlaid: each as the share of its
+/// own version's images (the versions may differ in size), `before` as a filled grey area,
+/// `after` as a blue step line on top.
+pub fn overlaid_distribution(before: &[usize], after: &[usize], min: f64, max: f64) -> String {
+    let (width, height) = (300u32, 150u32);
+    let share = |counts: &[usize]| -> Vec<f64> {
+        let total = counts.iter().sum::<usize>().max(1) as f64;
+        counts.iter().map(|&n| 100.0 * n as f64 / total).collect()
+    };
+    let (before, after) = (share(before), share(after));
+    let bins = before.len().max(after.len()).max(1);
+    let top = before
+        .iter()
+        .chain(&after)
+        .copied()
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let span = if max > min { max - min } else { 1.0 };
+    let step = span / bins as f64;
+    // A step outline: up and across each bin.
+    let outline = |shares: &[f64]| -> Vec<(f64, f64)> {
+        let mut points = vec![(min, 0.0)];
+        for (i, &v) in shares.iter().enumerate() {
+            let x0 = min + step * i as f64;
+            points.push((x0, v));
+            points.push((x0 + step, v));
+        }
+        points.push((min + step * shares.len() as f64, 0.0));
+        points
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let chart = ChartBuilder::on(&root)
+            .margin(6)
+            .x_label_area_size(22)
+            .y_label_area_size(40)
+            .build_cartesian_2d(min..(min + span), 0f64..top * 1.1);
+        let Ok(mut chart) = chart else {
+            return String::new();
+        };
+        let _ = chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .disable_y_mesh()
+            .x_labels(4)
+            .y_labels(3)
+            .x_label_formatter(&|x| axis_number(*x, span))
+            .y_label_formatter(&|y| format!("{y:.0}%"))
+            .label_style(("sans-serif", 11))
+            .draw();
+        let _ = chart.draw_series(AreaSeries::new(
+            outline(&before),
+            0.0,
+            BEFORE_COLOR.mix(0.45).filled(),
+        ));
+        let _ = chart.draw_series(LineSeries::new(
+            outline(&after),
+            AFTER_COLOR.stroke_width(2),
+        ));
+        let _ = root.present();
+    }
+    // Inline in HTML the namespace is implied; without it diff.html holds no URL at all,
+    // which its test checks.
+    svg.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)
+}
+
 /// R, G, B and brightness histograms of one class as four lines.
 pub fn color_histogram(red: &[f64], green: &[f64], blue: &[f64], luma: &[f64]) -> String {
     let (width, height) = (260u32, 120u32);

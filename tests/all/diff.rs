@@ -237,6 +237,85 @@ fn a_diff_of_the_demo_after_edits_lists_exactly_those_files_in_their_categories(
     );
 }
 
+/// Mean bin index of a histogram, weighted by its counts.
+fn centre(counts: &Value) -> f64 {
+    let counts: Vec<f64> = counts
+        .as_array()
+        .expect("bins")
+        .iter()
+        .map(|n| n.as_f64().unwrap())
+        .collect();
+    let total: f64 = counts.iter().sum();
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, n)| i as f64 * n)
+        .sum::<f64>()
+        / total
+}
+
+#[test]
+fn a_diff_overlays_each_propertys_histograms_of_both_versions_over_one_range() {
+    let fx = Fixture::new();
+    let (_, truth) = fx.demo();
+    let old_out = fx.dir.path().join("demo-out");
+    let new_data = fx.dir.path().join("data-new");
+    copy_dir(&old_out.join("demo-dataset"), &new_data);
+    let planted = planted(&truth);
+    let class = truth["classes"][0].as_str().unwrap().to_string();
+    // Brighten one class's ordinary training pictures: same paths, lighter pixels.
+    let brightened = ordinary(&new_data, &format!("train/{class}"), &planted);
+    assert!(brightened.len() >= 5, "{brightened:?}");
+    for path in &brightened {
+        let file = new_data.join(path);
+        let mut picture = image::open(&file).unwrap().to_rgb8();
+        for p in picture.pixels_mut() {
+            p.0 = p.0.map(|c| c.saturating_add(90));
+        }
+        picture.save(&file).unwrap();
+    }
+
+    let out = fx.dir.path().join("diff-out");
+    let run = diff(&fx, &old_out, &new_data, &out, &[]);
+    assert!(run.output.status.success(), "{}", run.stderr());
+    let diff_json = read_json(&out.join("diff.json"));
+    assert_eq!(
+        diff_json["summary"]["changed"].as_u64().unwrap() as usize,
+        brightened.len()
+    );
+    let images = diff_json["old"]["images"].as_u64().unwrap();
+    let properties = diff_json["properties"].as_array().unwrap();
+    assert_eq!(properties.len(), 8);
+    for p in properties {
+        let h = &p["histogram"];
+        let bins = |side: &str| h[side].as_array().unwrap().clone();
+        assert_eq!(bins("old").len(), bins("new").len(), "{p}");
+        for side in ["old", "new"] {
+            let sum: u64 = bins(side).iter().map(|n| n.as_u64().unwrap()).sum();
+            assert_eq!(sum, images, "every image in one bin: {p}");
+        }
+        assert!(h["min"].as_f64().unwrap() <= h["max"].as_f64().unwrap());
+    }
+    let brightness = properties
+        .iter()
+        .find(|p| p["property"] == "brightness")
+        .unwrap();
+    assert!(
+        centre(&brightness["histogram"]["new"]) > centre(&brightness["histogram"]["old"]),
+        "brighter pictures move the new histogram right: {brightness}"
+    );
+    let sharpness = properties
+        .iter()
+        .find(|p| p["property"] == "sharpness")
+        .unwrap();
+    assert_eq!(sharpness["histogram"]["scale"], "log10(1 + value)");
+    // One chart per property in the page, each drawing both versions.
+    let html = std::fs::read_to_string(out.join("diff.html")).unwrap();
+    let figures = html.matches("<figure class=\"prop").count();
+    assert_eq!(figures, 8, "one chart per property");
+    assert!(html.matches("<svg").count() >= 8);
+}
+
 /// The small split dataset, and a copy of it with a train image leaked into test and a file
 /// that cannot be decoded.
 fn leaky_pair(fx: &Fixture) -> (PathBuf, PathBuf) {

@@ -72,23 +72,32 @@ pub(super) fn distributions(
 fn histogram(property: &str, values: &[f64]) -> Distribution {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let counts = if max > min {
-        let mut counts = vec![0; DISTRIBUTION_BINS];
-        let scale = DISTRIBUTION_BINS as f64 / (max - min);
-        for &v in values {
-            let bin = (((v - min) * scale) as usize).min(DISTRIBUTION_BINS - 1);
-            counts[bin] += 1;
-        }
-        counts
-    } else {
-        vec![values.len()]
-    };
+    let counts = bin_counts(values, min, max, DISTRIBUTION_BINS);
     Distribution {
         property: property.to_string(),
         min,
         max,
         counts,
     }
+}
+
+/// How many of `values` fall in each of `bins` equal-width bins from `min` to `max` (the
+/// last bin closed), values outside the range counted in the end bins and non-finite ones
+/// left out; one bin holding every finite value when `max` is not above `min`. Shared with
+/// `aldente diff`, which bins both versions over one range so their histograms overlay.
+pub fn bin_counts(values: &[f64], min: f64, max: f64, bins: usize) -> Vec<usize> {
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    if max <= min || bins <= 1 {
+        return vec![finite.count()];
+    }
+    let mut counts = vec![0; bins];
+    let scale = bins as f64 / (max - min);
+    for v in finite {
+        // `as usize` saturates: below `min` lands in the first bin.
+        let bin = (((v - min) * scale) as usize).min(bins - 1);
+        counts[bin] += 1;
+    }
+    counts
 }
 
 #[cfg(test)]
