@@ -36,7 +36,8 @@ pub fn content_hash_of(bytes: &[u8]) -> String {
 
 /// Parses [`hash_hex`]'s form (any case); `None` for anything else.
 pub fn parse_hash(text: &str) -> Option<u128> {
-    if text.len() != 32 {
+    // `from_str_radix` alone would also take a leading `+`.
+    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     u128::from_str_radix(text, 16).ok()
