@@ -144,6 +144,50 @@ pub enum Command {
     /// and diff.md into the output folder. Each side is a dataset folder (reported into
     /// OUT/old or OUT/new, with its cache) or the output folder of an earlier report.
     Diff(DiffArgs),
+    /// Act on the decisions exported from report.html (decisions.json): move relabelled
+    /// files into their class folder, move removed files into a quarantine folder outside
+    /// the dataset (never deleted), and record judgements in DATASET/aldente-review.json.
+    /// Writes an undo log; `aldente apply --undo DATASET` replays it. Exit code 4 when some
+    /// decisions were refused (each with its reason; the rest applied).
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ApplyArgs {
+    /// DECISIONS.json DATASET; with --undo only DATASET.
+    #[arg(value_name = "DECISIONS.json DATASET", num_args = 1..=2, required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Print exactly what would happen, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Undo the newest apply on DATASET that is not undone yet.
+    #[arg(long)]
+    pub undo: bool,
+    /// Where removed files go [default: DATASET.aldente-quarantine beside the dataset]; must
+    /// be outside the dataset. Give the same folder to --undo.
+    #[arg(long, value_name = "DIR")]
+    pub quarantine: Option<PathBuf>,
+}
+
+impl ApplyArgs {
+    /// The decisions file (none with `--undo`) and the dataset, once [`parse`] checked them.
+    pub fn decisions_and_dataset(&self) -> (Option<&std::path::Path>, &std::path::Path) {
+        match self.paths.as_slice() {
+            [decisions, dataset] => (Some(decisions), dataset),
+            [dataset] => (None, dataset),
+            _ => unreachable!("checked by cli::parse"),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match (self.undo, self.paths.len()) {
+            (true, 1) | (false, 2) => Ok(()),
+            (true, _) => Err("`aldente apply --undo` takes only the dataset:                               aldente apply --undo DATASET"
+                .into()),
+            (false, _) => Err("`aldente apply` takes the decisions file and the dataset:                                aldente apply decisions.json DATASET (or --undo DATASET)"
+                .into()),
+        }
+    }
 }
 
 #[derive(Debug, ClapArgs)]
@@ -173,7 +217,18 @@ pub struct DemoArgs {
 
 /// Parses the process arguments.
 pub fn parse() -> Result<Args, clap::Error> {
-    Args::try_parse()
+    checked(Args::try_parse()?)
+}
+
+/// The checks clap's derive cannot express.
+fn checked(args: Args) -> Result<Args, clap::Error> {
+    use clap::CommandFactory;
+    if let Command::Apply(apply) = &args.command
+        && let Err(message) = apply.check()
+    {
+        return Err(Args::command().error(clap::error::ErrorKind::WrongNumberOfValues, message));
+    }
+    Ok(args)
 }
 
 #[cfg(test)]
@@ -221,6 +276,23 @@ mod tests {
         assert!(Args::try_parse_from(["aldente", "report", "d", "--fail-on", "nope"]).is_err());
         let args = Args::try_parse_from(["aldente", "diff", "a", "b"]).unwrap();
         assert!(matches!(args.command, Command::Diff(_)));
+    }
+
+    #[test]
+    fn apply_takes_decisions_and_dataset_or_undo_and_dataset() {
+        let parse = |list: &[&str]| checked(Args::try_parse_from(list).unwrap());
+        let args = parse(&["aldente", "apply", "d.json", "data", "--dry-run"]).unwrap();
+        let Command::Apply(apply) = &args.command else {
+            panic!("not apply")
+        };
+        assert!(apply.dry_run);
+        assert_eq!(
+            apply.decisions_and_dataset().0,
+            Some(std::path::Path::new("d.json"))
+        );
+        assert!(parse(&["aldente", "apply", "--undo", "data"]).is_ok());
+        assert!(parse(&["aldente", "apply", "--undo", "d.json", "data"]).is_err());
+        assert!(parse(&["aldente", "apply", "data"]).is_err());
     }
 
     #[test]

@@ -334,6 +334,7 @@ impl Settings {
             Command::Report(report) => report.dataset.clone(),
             Command::Demo(_) => args.out.join("demo-dataset"),
             Command::Diff(diff) => diff.new.clone(),
+            Command::Apply(apply) => apply.decisions_and_dataset().1.to_path_buf(),
         };
         let origin = config_path
             .as_ref()

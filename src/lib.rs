@@ -17,6 +17,7 @@ pub mod neighbours;
 pub mod pipeline;
 pub mod progress;
 pub mod report;
+pub mod review;
 pub mod runlog;
 pub mod stage;
 pub mod stages;
@@ -34,6 +35,9 @@ pub enum Outcome {
     /// The outputs were written, and a `--fail-on` check failed (exit code
     /// [`gate::EXIT_CODE`]).
     GateFailed,
+    /// `aldente apply` carried out what it could and refused some decisions (exit code
+    /// [`review::EXIT_REFUSED`]).
+    Refused,
 }
 
 /// Runs one command to completion.
@@ -45,6 +49,9 @@ pub fn run(args: cli::Args) -> Result<Outcome> {
             .num_threads(jobs)
             .build_global();
     }
+    if let cli::Command::Apply(apply) = &args.command {
+        return run_apply(apply, &settings);
+    }
     let gate_failed = match &args.command {
         cli::Command::Report(_) => pipeline::run(&settings)?.gate_failed(),
         cli::Command::Demo(demo_args) => {
@@ -53,9 +60,87 @@ pub fn run(args: cli::Args) -> Result<Outcome> {
         cli::Command::Diff(diff_args) => {
             !pipeline::diff::run(&settings, &diff_args.old, &diff_args.new)?.passed
         }
+        cli::Command::Apply(_) => unreachable!("handled above"),
     };
     Ok(if gate_failed {
         Outcome::GateFailed
+    } else {
+        Outcome::Done
+    })
+}
+
+/// `aldente apply`: plan, print, and (unless `--dry-run`) carry out; or `--undo`.
+fn run_apply(args: &cli::ApplyArgs, settings: &config::Settings) -> Result<Outcome> {
+    use review::apply;
+    let options = apply::Options {
+        dry_run: args.dry_run,
+        quarantine: args.quarantine.clone(),
+    };
+    let (decisions, dataset) = args.decisions_and_dataset();
+    let dataset_config = &settings.file.dataset;
+    let refused = match decisions {
+        None => {
+            let undone = apply::undo(dataset, dataset_config, &options)?;
+            for line in &undone.lines {
+                println!("{line}");
+            }
+            for r in &undone.refused {
+                println!("refused {} {}: {}", r.action, r.path, r.reason);
+            }
+            let verb = if options.dry_run {
+                "dry run: would move back"
+            } else {
+                "moved back"
+            };
+            println!(
+                "{verb} {} (log {}); {} refused",
+                text::count(undone.lines.len(), "file", "files"),
+                undone.log.display(),
+                undone.refused.len()
+            );
+            !undone.refused.is_empty()
+        }
+        Some(decisions) => {
+            let file = review::decisions::load(decisions)?;
+            let plan = apply::plan(&file, dataset, dataset_config, &options)?;
+            for line in plan.lines() {
+                println!("{line}");
+            }
+            if options.dry_run {
+                println!(
+                    "dry run: would move {}, record {} in {}; {} refused; nothing changed",
+                    text::count(plan.moves.len(), "file", "files"),
+                    text::count(plan.judgements.len(), "judgement", "judgements"),
+                    apply::review_file_path(&plan).display(),
+                    plan.refused.len()
+                );
+                !plan.refused.is_empty()
+            } else {
+                let done = apply::execute(&plan)?;
+                for r in &done.refused[plan.refused.len()..] {
+                    println!("refused {} {}: {}", r.action, r.path, r.reason);
+                }
+                let undo_hint = match &done.undo_log {
+                    Some(log) => format!(
+                        " (undo log {}; undo with: aldente apply --undo {})",
+                        log.display(),
+                        dataset.display()
+                    ),
+                    None => String::new(),
+                };
+                println!(
+                    "moved {}{undo_hint}; recorded {} in {}; {} refused",
+                    text::count(done.moved, "file", "files"),
+                    text::count(done.judgements_recorded, "new judgement", "new judgements"),
+                    apply::review_file_path(&plan).display(),
+                    done.refused.len()
+                );
+                !done.refused.is_empty()
+            }
+        }
+    };
+    Ok(if refused {
+        Outcome::Refused
     } else {
         Outcome::Done
     })

@@ -4,7 +4,9 @@
 //! 1 the run failed; 2 the command line or a setting was wrong (clap's own code for flags,
 //! [`aldente::config::SettingError`] for the settings file and values out of range,
 //! [`aldente::stages::embed::onnx::ModelError`] for a model that cannot be used); 3 the
-//! outputs were written and a `--fail-on` check failed ([`aldente::gate::EXIT_CODE`]).
+//! outputs were written and a `--fail-on` check failed ([`aldente::gate::EXIT_CODE`]); 4
+//! `aldente apply` refused some decisions and applied the rest
+//! ([`aldente::review::EXIT_REFUSED`]).
 
 use std::process::ExitCode;
 
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
     match aldente::run(args) {
         Ok(aldente::Outcome::Done) => ExitCode::SUCCESS,
         Ok(aldente::Outcome::GateFailed) => ExitCode::from(aldente::gate::EXIT_CODE),
+        Ok(aldente::Outcome::Refused) => ExitCode::from(aldente::review::EXIT_REFUSED),
         Err(err) => {
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
             let setting_wrong = err.chain().any(|cause| {
                 cause.is::<aldente::config::SettingError>()
                     || cause.is::<aldente::stages::embed::onnx::ModelError>()
+                    || cause.is::<aldente::review::apply::ApplyError>()
             });
             ExitCode::from(if setting_wrong { 2 } else { 1 })
         }

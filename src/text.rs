@@ -18,6 +18,11 @@ pub fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
 }
 
+/// `n` with separators and its noun: "1 file", "1,017 files".
+pub fn count(n: usize, one: &'static str, many: &'static str) -> String {
+    format!("{} {}", thousands(n as u64), plural(n as u64, one, many))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

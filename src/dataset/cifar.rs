@@ -190,6 +190,9 @@ pub fn discover(root: &Path) -> Result<Option<Discovery>> {
             }
             continue;
         }
+        if super::is_review_file(entry.depth(), &name) {
+            continue;
+        }
         if name.starts_with('.') {
             skipped.push(note("hidden file"));
             continue;

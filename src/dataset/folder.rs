@@ -45,9 +45,7 @@ pub fn discover_with(
             root.display()
         );
     }
-    let has_splits = top_level_dirs(root)?
-        .iter()
-        .any(|name| SPLIT_NAMES.contains(&name.to_lowercase().as_str()));
+    let has_splits = has_split_folders(root)?;
 
     // Candidates first (no stat), then one stat per file in parallel, then one sort by
     // path: on 60,000 files this is three times faster than stat-as-you-walk with a
@@ -131,6 +129,9 @@ pub fn discover_with(
                     path: rel_path,
                     reason: "not a regular file (device, socket, pipe or broken link)".into(),
                 });
+                continue;
+            }
+            if super::is_review_file(entry.depth(), &name) {
                 continue;
             }
             if name.starts_with('.') {
@@ -339,6 +340,15 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     }
+}
+
+/// Whether the dataset is cut into split folders: any top-level folder named like a split
+/// (then every image sits in `<split>/<class>/`). `aldente apply` keeps the split folder
+/// of a relabelled file by the same rule.
+pub fn has_split_folders(root: &Path) -> Result<bool> {
+    Ok(top_level_dirs(root)?
+        .iter()
+        .any(|name| SPLIT_NAMES.contains(&name.to_lowercase().as_str())))
 }
 
 fn top_level_dirs(root: &Path) -> Result<Vec<String>> {

@@ -514,6 +514,9 @@ pub fn discover(
             }
             continue;
         }
+        if super::is_review_file(entry.depth(), &rel) {
+            continue;
+        }
         if entry.depth() == 1 && rel == name {
             unlisted.insert(
                 rel,

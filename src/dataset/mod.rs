@@ -8,7 +8,9 @@
 //!
 //! Invariants:
 //! - every file found under the root ends up either in `files` or in `skipped`, never both,
-//!   never neither;
+//!   never neither; the one exception is aldente's own review file at the root
+//!   ([`REVIEW_FILE`]), which only the report reads: listing it would make writing a
+//!   judgement change ingest's fingerprint and so look like a change to the data;
 //! - relative paths use `/` separators and are relative to the dataset root, so nothing that
 //!   depends on where the dataset lives leaks into a fingerprint.
 
@@ -24,6 +26,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::Layout;
 use crate::config::DatasetConfig;
+
+/// The review file (see the `review` module) at the dataset root: never an image, never
+/// listed by discovery.
+pub const REVIEW_FILE: &str = "aldente-review.json";
+
+/// Whether a walk entry is the review file at the root (depth 1).
+pub(crate) fn is_review_file(depth: usize, name: &str) -> bool {
+    depth == 1 && name == REVIEW_FILE
+}
 
 /// Split folder names recognised in a folder-per-class dataset, lower-cased.
 pub const SPLIT_NAMES: &[&str] = &[

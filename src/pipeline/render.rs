@@ -2,6 +2,7 @@
 //! artifacts it reads (computed in this run, or loaded from the cache, or recomputed when
 //! the cache cannot be read), fill the templates and write the three report files.
 
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -14,6 +15,7 @@ use crate::cache::{Freshness, StaleReason};
 use crate::config::Settings;
 use crate::fsutil;
 use crate::report;
+use crate::review::reviewfile::{FILE as REVIEW_FILE, ReviewFile};
 use crate::stage::Stage;
 use crate::stages::ingest::Ingested;
 use crate::stages::render as render_stage;
@@ -38,12 +40,14 @@ pub(super) fn run(ctx: &mut Ctx, upstream: Upstream) -> Result<()> {
     let file = &settings.file;
     let templates = report::templates(file.report.templates_dir.as_deref())?;
     let dataset_name = dataset_name(&settings.dataset);
+    let (review, review_digest) = review_file(ctx);
     // The gate is not a stage setting, but its outcome is written into report.json and
     // summary.md, so another gate renders again (and nothing else).
     let inputs = RenderStage::inputs(file, &ctx.fingerprints)
         .with_extra("templates", report::templates_digest(&templates))
         .with_extra("dataset name", dataset_name.clone())
-        .with_extra("gate", gate_key(settings));
+        .with_extra("gate", gate_key(settings))
+        .with_extra("review file", review_digest);
     let mut freshness = ctx.decide(&inputs);
     if freshness == Freshness::Fresh {
         let stored = fsutil::read(&settings.out.join(render_stage::JSON))
@@ -79,6 +83,8 @@ pub(super) fn run(ctx: &mut Ctx, upstream: Upstream) -> Result<()> {
             embed: &embed,
             stages: &stages,
             settings_toml: toml::to_string_pretty(file).unwrap_or_default(),
+            review: &review.as_ref().map(|r| r.judgements()).unwrap_or_default(),
+            review_file: review.as_ref().map(|_| REVIEW_FILE.to_string()),
         };
         let rendered = render_stage::run(
             &input,
@@ -93,6 +99,34 @@ pub(super) fn run(ctx: &mut Ctx, upstream: Upstream) -> Result<()> {
     let detail = format!("{}", settings.out.join(render_stage::HTML).display());
     ctx.record(Stage::Render, &freshness, started, detail);
     Ok(())
+}
+
+/// The dataset's review file (`aldente-review.json` in its root folder; a manifest given as
+/// a file: in the manifest's folder), and its digest for render's fingerprint: editing the
+/// file renders again, and touches no other stage. An unreadable file is a warning, and the
+/// report shows every finding as open.
+fn review_file(ctx: &mut Ctx) -> (Option<ReviewFile>, String) {
+    let dataset = &ctx.settings.dataset;
+    let root = if dataset.is_file() {
+        dataset.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        dataset.clone()
+    };
+    let path = root.join(REVIEW_FILE);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return (None, "none".into());
+    };
+    let digest = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
+    match ReviewFile::parse(&bytes) {
+        Ok(review) => (Some(review), digest),
+        Err(err) => {
+            ctx.warn(format!(
+                "{} is not a usable review file ({err:#}); every finding is shown as open",
+                path.display()
+            ));
+            (None, digest)
+        }
+    }
 }
 
 /// The gate as it enters render's fingerprint: the checks, and the default ratio when

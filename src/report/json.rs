@@ -19,6 +19,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct ReportJson {
     pub schema_version: u32,
     pub tool_version: String,
+    /// A stable id of the dataset version (every image's path and content hash): the
+    /// browser keys the decisions it stores by it.
+    pub report_id: String,
     pub dataset: DatasetJson,
     pub unreadable: Vec<PathReason>,
     pub skipped: Vec<PathReason>,
@@ -29,6 +32,8 @@ pub struct ReportJson {
     pub embedding: EmbeddingJson,
     /// The `--fail-on` checks and what they found (`checks` is empty without a gate).
     pub gate: GateOutcome,
+    /// What the review file (aldente-review.json) settled: counts of reviewed findings.
+    pub review: super::review::ReviewJson,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +100,11 @@ pub struct PairJson {
     pub tier: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<&'static str>,
+    /// The content hashes of `a` and `b` (as in images.parquet), for decisions.json.
+    pub a_content_hash: String,
+    pub b_content_hash: String,
+    /// Judged "not a duplicate" in the review file: listed, but not an open finding.
+    pub reviewed: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -107,6 +117,10 @@ pub struct LabelledPath {
 #[derive(Debug, Serialize)]
 pub struct LabelIssueJson {
     pub path: String,
+    /// The file's content hash (as in images.parquet), for decisions.json.
+    pub content_hash: String,
+    /// Judged "label is correct" (with this label) in the review file: not an open finding.
+    pub reviewed: bool,
     pub given: String,
     pub suggested: String,
     /// The split the image is in (absent without splits).
@@ -210,6 +224,8 @@ fn embedding_json(input: &RenderInput) -> (Vec<LabelIssueJson>, Vec<OutlierJson>
         .iter()
         .map(|f| LabelIssueJson {
             path: path(f.image),
+            content_hash: super::review::content_hash(input, f.image),
+            reviewed: super::review::label_issue_reviewed(input, f.image),
             given: name(f.detail.given as usize),
             suggested: name(f.detail.suggested as usize),
             split: ingest.images.get(f.image).and_then(|r| r.split.clone()),
@@ -315,18 +331,23 @@ pub fn build(input: &RenderInput) -> ReportJson {
         path: path(i),
         label: ingest.images[i].label.clone(),
     };
-    let pair = |p: &DuplicatePair| PairJson {
-        a: path(p.a),
-        b: path(p.b),
-        distance: p.distance,
-        kind: p.kind.name(),
+    let pair_of = |a: usize, b: usize, distance: f64, kind: &'static str| PairJson {
+        a: path(a),
+        b: path(b),
+        distance,
+        kind,
         tier: "copy",
         why: None,
+        a_content_hash: super::review::content_hash(input, a),
+        b_content_hash: super::review::content_hash(input, b),
+        reviewed: super::review::pair_reviewed(input, a, b),
     };
+    let pair = |p: &DuplicatePair| pair_of(p.a, p.b, p.distance, p.kind.name());
     let (label_issues, outliers, embedding) = embedding_json(input);
     ReportJson {
         schema_version: SCHEMA_VERSION,
         tool_version: crate::TOOL_VERSION.to_string(),
+        report_id: super::review::report_id(ingest),
         dataset: DatasetJson {
             root: input.dataset_name.clone(),
             layout: ingest.kind.describe().to_string(),
@@ -396,14 +417,9 @@ pub fn build(input: &RenderInput) -> ReportJson {
                         .flat_map(|&e| {
                             let members = &dedup.exact_groups[e].members;
                             let kind = dedup.exact_groups[e].kind;
-                            members[1..].iter().map(move |&m| PairJson {
-                                a: path(members[0]),
-                                b: path(m),
-                                distance: 0.0,
-                                kind: kind.name(),
-                                tier: "copy",
-                                why: None,
-                            })
+                            members[1..]
+                                .iter()
+                                .map(move |&m| pair_of(members[0], m, 0.0, kind.name()))
                         })
                         .chain(g.near.iter().map(|&p| pair(&dedup.near_pairs[p])))
                         .collect(),
@@ -417,35 +433,48 @@ pub fn build(input: &RenderInput) -> ReportJson {
             passed: true,
             checks: Vec::new(),
         },
+        review: super::review::counts(input),
     }
 }
 
-/// What the gate counts in a report: every finding (there is no older version to compare).
+/// What the gate counts in a report: every open finding (there is no older version to
+/// compare). A reviewed finding is not open: a pair judged "not a duplicate", a group all of
+/// whose pairs were, a label judged correct.
 pub fn gate_findings(report: &ReportJson) -> Findings {
     let duplicates = &report.duplicates;
     let pair = |p: &PairJson| vec![p.a.clone(), p.b.clone()];
     let members = |g: &[LabelledPath]| g.iter().map(|m| m.path.clone()).collect::<Vec<_>>();
+    let open_groups: Vec<&GroupJson> = duplicates
+        .groups
+        .iter()
+        .filter(|g| g.pairs.iter().any(|p| !p.reviewed))
+        .collect();
+    let open_members: std::collections::HashSet<Vec<String>> =
+        open_groups.iter().map(|g| members(&g.members)).collect();
     Findings {
         scope: "in the report",
-        leakage: duplicates.cross_split.iter().map(pair).collect(),
+        leakage: duplicates
+            .cross_split
+            .iter()
+            .filter(|p| !p.reviewed)
+            .map(pair)
+            .collect(),
         conflicting_labels: duplicates
             .conflicting_labels
             .iter()
             .map(|g| members(g))
+            .filter(|m| open_members.contains(m))
             .collect(),
         unreadable: report
             .unreadable
             .iter()
             .map(|u| vec![u.path.clone()])
             .collect(),
-        duplicates: duplicates
-            .groups
-            .iter()
-            .map(|g| members(&g.members))
-            .collect(),
+        duplicates: open_groups.iter().map(|g| members(&g.members)).collect(),
         label_issues: report
             .label_issues
             .iter()
+            .filter(|l| !l.reviewed)
             .map(|l| vec![l.path.clone()])
             .collect(),
         imbalance: Imbalance::of(report.dataset.class_counts.iter().map(|(c, n)| (c, *n))),

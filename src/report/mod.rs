@@ -9,6 +9,7 @@
 pub mod charts;
 pub mod json;
 pub mod parquet;
+pub mod review;
 pub mod summary;
 pub mod view;
 

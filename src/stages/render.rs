@@ -13,8 +13,9 @@ use crate::report::{self, view::RenderInput};
 use crate::stage::Stage;
 
 pub const STAGE: Stage = Stage::Render;
-/// 4: images.parquet; report.json and summary.md hold the gate's outcome.
-pub const VERSION: u32 = 4;
+/// 4: images.parquet; report.json and summary.md hold the gate's outcome. 5: report.json's
+/// `report_id`, `review`, and findings' content hashes and `reviewed`.
+pub const VERSION: u32 = 5;
 
 pub const HTML: &str = "report.html";
 pub const JSON: &str = "report.json";

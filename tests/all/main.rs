@@ -18,4 +18,5 @@ mod incremental;
 mod interrupt;
 mod manifest;
 mod model;
+mod review;
 mod unreadable;

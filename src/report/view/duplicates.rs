@@ -55,6 +55,8 @@ pub struct PairView {
     pub kind: String,
     /// For a possible copy, what kept it out of the confident tier; else empty.
     pub why: String,
+    /// Judged "not a duplicate" in the review file (shown, marked, not an open finding).
+    pub reviewed: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,6 +124,7 @@ fn pair_view(input: &RenderInput, pair: &DuplicatePair) -> PairView {
         distance: format!("{:.3}", pair.distance),
         kind: pair.kind.describe().to_string(),
         why: String::new(),
+        reviewed: crate::report::review::pair_reviewed(input, pair.a, pair.b),
     }
 }
 

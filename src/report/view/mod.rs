@@ -44,6 +44,10 @@ pub struct RenderInput<'a> {
     /// This run's stages before render, for "How it was made".
     pub stages: &'a [StageReport],
     pub settings_toml: String,
+    /// The review file's judgements (empty without one): which findings were reviewed.
+    pub review: &'a crate::review::reviewfile::Judgements,
+    /// The review file's name, when the dataset has one.
+    pub review_file: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -203,6 +207,8 @@ mod tests {
             embed: &EmbedArtifact::default(),
             stages: &[],
             settings_toml: String::new(),
+            review: &Default::default(),
+            review_file: None,
         };
         let view = build(&input);
         let mut all = vec![

@@ -61,7 +61,32 @@ fn facts(input: &RenderInput, files: &FilesView) -> Vec<Fact> {
         thousands(files.unreadable.len() as u64),
     ));
     facts.push(fact("skipped files", thousands(files.skipped.len() as u64)));
+    if input.review_file.is_some() {
+        facts.push(fact(
+            "reviewed",
+            reviewed_fact(&super::super::review::counts(input)),
+        ));
+    }
     facts
+}
+
+/// "12 near-duplicate pairs, 3 of them reviewed as not duplicates; 40 label-issue
+/// candidates, 2 of them reviewed as correct".
+fn reviewed_fact(counts: &super::super::review::ReviewJson) -> String {
+    format!(
+        "{} {}, {} of them reviewed as not duplicates; {} label-issue {}, {} of them \
+         reviewed as correctly labelled",
+        thousands(counts.duplicate_pairs as u64),
+        plural(
+            counts.duplicate_pairs as u64,
+            "duplicate pair",
+            "duplicate pairs"
+        ),
+        thousands(counts.duplicate_pairs_reviewed as u64),
+        thousands(counts.label_issues as u64),
+        plural(counts.label_issues as u64, "candidate", "candidates"),
+        thousands(counts.label_issues_reviewed as u64),
+    )
 }
 
 fn alerts(input: &RenderInput, unreadable: usize, skipped: usize) -> Vec<Alert> {
