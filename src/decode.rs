@@ -82,6 +82,25 @@ pub fn decode(path: &str, bytes: &[u8], encoding: UnitEncoding, options: DecodeO
                 bytes.len()
             )),
         },
+        UnitEncoding::IdxGrey { rows, cols } => {
+            let pixels = u64::from(rows) * u64::from(cols);
+            if pixels > options.max_pixels {
+                return Outcome::Unreadable(format!(
+                    "IDX record of {cols}x{rows} pixels is over the decode limit of {} \
+                     pixels; raise --max-pixels to analyse it",
+                    crate::text::thousands(options.max_pixels)
+                ));
+            }
+            match crate::dataset::idx::decode_record(bytes, rows, cols) {
+                Some(rgb) => {
+                    Outcome::Image(Box::new(measure(rgb, "idx".into(), "grey".into(), options)))
+                }
+                None => Outcome::Unreadable(format!(
+                    "IDX record has {} bytes instead of {cols}x{rows}",
+                    bytes.len()
+                )),
+            }
+        }
         UnitEncoding::File => decode_file(path, bytes, options),
     }
 }
