@@ -51,6 +51,18 @@ pub const SPLIT_NAMES: &[&str] = &[
     "testing",
 ];
 
+/// File extensions that promise an image.
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "jpe", "jfif", "png", "apng", "gif", "bmp", "dib", "tif", "tiff", "webp", "pnm",
+    "pbm", "pgm", "ppm", "pam", "tga", "dds", "ico", "hdr", "exr", "qoi", "ff", "avif",
+];
+
+pub fn has_image_extension(path: &str) -> bool {
+    path.rsplit_once('.')
+        .map(|(_, ext)| IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
+}
+
 /// Which layout the dataset has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DatasetKind {

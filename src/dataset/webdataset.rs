@@ -41,9 +41,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::{
     DatasetKind, Discovery, FileNote, FileRole, SPLIT_NAMES, SourceFile, Unit, UnitEncoding,
-    rel_string, stat_identity,
+    has_image_extension, rel_string, stat_identity,
 };
-use crate::decode::has_image_extension;
 
 /// The `.json` fields tried for the label when `dataset.label_field` is not set.
 pub const LABEL_FIELDS: &[&str] = &["label", "class", "cls"];
