@@ -68,8 +68,9 @@ pub struct Args {
     #[arg(long, global = true, value_name = "FILE.onnx")]
     pub model: Option<PathBuf>,
 
-    /// The dataset's layout; by default CIFAR batches, else a manifest (a .csv or .jsonl
-    /// file, given or alone at the folder's top level), else a folder per class.
+    /// The dataset's layout; by default CIFAR batches, else IDX files, else WebDataset
+    /// shards, else a manifest (a .csv or .jsonl file, given or alone at the folder's top
+    /// level), else a folder per class.
     /// Overrides dataset.layout.
     #[arg(long, global = true, value_name = "LAYOUT")]
     pub layout: Option<Layout>,
@@ -94,7 +95,8 @@ fn parse_gate(text: &str) -> Result<Gate, String> {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
-    /// CIFAR batches if present, else a manifest, else a folder per class.
+    /// CIFAR batches if present, else IDX files, else WebDataset shards, else a manifest,
+    /// else a folder per class.
     #[default]
     Auto,
     /// `<class>/<image>` or `<split>/<class>/<image>`.
@@ -103,6 +105,10 @@ pub enum Layout {
     Cifar,
     /// A CSV or JSON Lines manifest: path, label, optional split.
     Manifest,
+    /// MNIST-style IDX files (`*-images-idx3-ubyte[.gz]` with `*-labels-idx1-ubyte[.gz]`).
+    Idx,
+    /// WebDataset tar shards (`.tar`, `.tar.gz`, `.tgz`).
+    Webdataset,
 }
 
 /// The value of `--force`: every stage, or one stage and the ones after it.

@@ -75,7 +75,8 @@ pub struct GateConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatasetConfig {
-    /// `auto` (CIFAR batches, else a manifest, else folders), or one layout forced.
+    /// `auto` (CIFAR batches, else IDX files, else WebDataset shards, else a manifest, else
+    /// folders), or one layout forced.
     pub layout: Layout,
     /// A manifest's path column, when it is not one of the usual names.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,6 +87,10 @@ pub struct DatasetConfig {
     /// A manifest's split column, when it is not one of the usual names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub split_column: Option<String>,
+    /// The field of a WebDataset sample's `.json` that holds its label, when it is not
+    /// `label`, `class` or `cls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_field: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,7 +14,10 @@ use std::io::Cursor;
 use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageReader, RgbImage};
 use xxhash_rust::xxh3::Xxh3;
 
+// The extensions live in `dataset` (a leaf, which reads shard members by them); decode
+// depends on dataset, never the other way round.
 use crate::dataset::UnitEncoding;
+pub use crate::dataset::{IMAGE_EXTENSIONS, has_image_extension};
 
 /// What decoding one unit gave.
 #[derive(Debug)]
@@ -48,23 +51,11 @@ pub struct DecodeOptions {
     pub max_pixels: u64,
 }
 
-/// File extensions that promise an image.
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "jpe", "jfif", "png", "apng", "gif", "bmp", "dib", "tif", "tiff", "webp", "pnm",
-    "pbm", "pgm", "ppm", "pam", "tga", "dds", "ico", "hdr", "exr", "qoi", "ff", "avif",
-];
-
 /// The format a file's extension names, when this build can decode it. Used only where the
 /// content has no signature: TGA files, whose header has no magic number.
 fn extension_format(path: &str) -> Option<image::ImageFormat> {
     let (_, ext) = path.rsplit_once('.')?;
     image::ImageFormat::from_extension(ext).filter(|format| format.reading_enabled())
-}
-
-pub fn has_image_extension(path: &str) -> bool {
-    path.rsplit_once('.')
-        .map(|(_, ext)| IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
-        .unwrap_or(false)
 }
 
 /// Decodes one unit. `path` is only used to word the reasons.
@@ -82,6 +73,25 @@ pub fn decode(path: &str, bytes: &[u8], encoding: UnitEncoding, options: DecodeO
                 bytes.len()
             )),
         },
+        UnitEncoding::IdxGrey { rows, cols } => {
+            let pixels = u64::from(rows) * u64::from(cols);
+            if pixels > options.max_pixels {
+                return Outcome::Unreadable(format!(
+                    "IDX record of {cols}x{rows} pixels is over the decode limit of {} \
+                     pixels; raise --max-pixels to analyse it",
+                    crate::text::thousands(options.max_pixels)
+                ));
+            }
+            match crate::dataset::idx::decode_record(bytes, rows, cols) {
+                Some(rgb) => {
+                    Outcome::Image(Box::new(measure(rgb, "idx".into(), "grey".into(), options)))
+                }
+                None => Outcome::Unreadable(format!(
+                    "IDX record has {} bytes instead of {cols}x{rows}",
+                    bytes.len()
+                )),
+            }
+        }
         UnitEncoding::File => decode_file(path, bytes, options),
     }
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::UnitEncoding;
+use crate::dataset::{FileNote, UnitEncoding};
 
 const FINE_RACY_WINDOW_NS: i128 = 20_000_000;
 const COARSE_RACY_WINDOW_NS: i128 = 2_000_000_000;
@@ -26,17 +26,7 @@ pub struct CachedUnit {
     pub label: String,
     pub content_hash: u128,
     pub size: u64,
-    pub cifar: bool,
-}
-
-impl CachedUnit {
-    pub fn encoding(&self) -> UnitEncoding {
-        if self.cifar {
-            UnitEncoding::CifarRecord
-        } else {
-            UnitEncoding::File
-        }
-    }
+    pub encoding: UnitEncoding,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,8 +40,9 @@ pub struct StatEntry {
     /// The units of a container file (a CIFAR batch); empty for single-image files, which
     /// keeps this cache small and quick to load for folder datasets.
     pub units: Vec<CachedUnit>,
-    /// A problem with the file as a whole (a truncated CIFAR batch).
-    pub note: Option<String>,
+    /// Problems with the file as a whole (a truncated CIFAR batch) or with units inside it
+    /// (a shard member without a label), each with the path it is about.
+    pub notes: Vec<FileNote>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -100,7 +91,7 @@ mod tests {
             ino: 3,
             content_hash: 9,
             units: Vec::new(),
-            note: None,
+            notes: Vec::new(),
         }
     }
 

@@ -358,10 +358,13 @@ pub fn units<'a>(
         DatasetKind::Cifar10 => (CIFAR10_RECORD_BYTES, 0),
         // The fine label is the second byte; the coarse one is not used.
         DatasetKind::Cifar100 => (CIFAR100_RECORD_BYTES, 1),
-        DatasetKind::Folder { .. } | DatasetKind::Manifest { .. } => {
+        other => {
             return (
                 Vec::new(),
-                Some("a CIFAR batch in a folder-per-class dataset cannot be read".into()),
+                Some(format!(
+                    "a CIFAR batch in a dataset of another layout ({}) cannot be read",
+                    other.describe()
+                )),
             );
         }
     };

@@ -102,7 +102,10 @@ pub struct RenderStage;
 
 const TABLE: &str = "table.bin";
 const THUMBS: &str = "thumbs.bin";
-const STAT_CACHE: &str = "files.bin";
+/// The name carries the stat cache's format: an older aldente's `files.bin` (whose entries
+/// held one note and a CIFAR flag per unit) would be misread, so it is not read but removed.
+const STAT_CACHE: &str = "files-2.bin";
+const OLD_STAT_CACHE: &str = "files.bin";
 /// The per-image feature vectors of the built-in features, kept beside the embed artifact
 /// and reused across runs whatever the embed fingerprint says (they depend on pixels only).
 /// A model's vectors go to a file of their own ([`feature_store_file`]), so switching models
@@ -188,6 +191,8 @@ impl IngestStage {
     }
 
     pub fn save_stat_cache(cache: &Cache, stat: &StatCache) -> Result<()> {
+        // Best effort: a leftover old file costs disk space, nothing else.
+        let _ = std::fs::remove_file(cache.stage_dir(Self::STAGE).join(OLD_STAT_CACHE));
         cache
             .write_artifact(Self::STAGE, STAT_CACHE, stat)
             .map(|_| ())

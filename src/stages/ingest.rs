@@ -218,7 +218,7 @@ impl Scan {
         match (&unit.named, &self.discovery.files[unit.file_index].role) {
             (Some(name), _) => &name.label,
             (None, FileRole::Image { label, .. }) => label,
-            (None, FileRole::CifarBatch { .. }) => "",
+            (None, _) => "",
         }
     }
 
@@ -227,6 +227,9 @@ impl Scan {
             (Some(name), _) => name.split.as_deref(),
             (None, FileRole::Image { split, .. }) => split.as_deref(),
             (None, FileRole::CifarBatch { split }) => Some(split),
+            (None, FileRole::IdxImages { split, .. } | FileRole::Shard { split, .. }) => {
+                split.as_deref()
+            }
         }
     }
 }
@@ -292,7 +295,8 @@ pub fn scan(
                 }
             };
             files_read.fetch_add(1, Ordering::Relaxed);
-            let (units, note) = dataset::units_of(file, &bytes, &discovery);
+            let payload = dataset::Payload::for_file(file, &bytes);
+            let (units, notes) = dataset::units_of(file, &payload, &discovery);
             let units: Vec<(CachedUnit, Option<Outcome>)> = units
                 .iter()
                 .map(|unit| {
@@ -302,7 +306,7 @@ pub fn scan(
                         label: unit.label.clone(),
                         content_hash: xxh3_128(unit.bytes),
                         size: unit.bytes.len() as u64,
-                        cifar: unit.encoding == UnitEncoding::CifarRecord,
+                        encoding: unit.encoding,
                     };
                     let outcome = decode_now.map(|options| {
                         decode::decode(&unit.rel_path, unit.bytes, unit.encoding, options)
@@ -326,7 +330,7 @@ pub fn scan(
                 } else {
                     units.iter().map(|(u, _)| u.clone()).collect()
                 },
-                note,
+                notes,
             };
             FileScan::Read { entry, units }
         })
@@ -343,7 +347,7 @@ pub fn scan(
     let mut entries = Vec::with_capacity(if unchanged { 0 } else { per_file.len() });
     for (file_index, (file, scanned)) in discovery.files.iter().zip(per_file).enumerate() {
         let single = matches!(file.role, FileRole::Image { .. });
-        let (cached_units, note) = match scanned {
+        let (cached_units, notes) = match scanned {
             FileScan::Failed(reason) => {
                 file_problems.push(FileNote {
                     path: file.rel_path.clone(),
@@ -365,26 +369,21 @@ pub fn scan(
                         named: None,
                     });
                     predecoded.push(None);
-                    (Vec::new(), entry.note.clone())
+                    (Vec::new(), entry.notes.clone())
                 } else {
                     let cached = entry.units.iter().map(|u| (u.clone(), None)).collect();
-                    (cached, entry.note.clone())
+                    (cached, entry.notes.clone())
                 }
             }
             FileScan::Read { entry, units } => {
-                let note = entry.note.clone();
+                let notes = entry.notes.clone();
                 entries.push(entry);
-                (units, note)
+                (units, notes)
             }
         };
-        if let Some(problem) = note {
-            file_problems.push(FileNote {
-                path: file.rel_path.clone(),
-                reason: problem,
-            });
-        }
+        file_problems.extend(notes);
         for (unit_index, (unit, outcome)) in cached_units.into_iter().enumerate() {
-            let encoding = unit.encoding();
+            let encoding = unit.encoding;
             units.push(ScannedUnit {
                 file_index,
                 unit_index,
@@ -554,7 +553,8 @@ pub fn build(
                         .map(|&i| (i, Outcome::Unreadable(format!("could not be read: {err}"))))
                         .collect(),
                     Ok(bytes) => {
-                        let (units, _) = dataset::units_of(file, &bytes, &scan.discovery);
+                        let payload = dataset::Payload::for_file(file, &bytes);
+                        let (units, _) = dataset::units_of(file, &payload, &scan.discovery);
                         unit_ids
                             .iter()
                             .map(|&i| {

@@ -907,7 +907,56 @@ fn mutation_seeds() -> Vec<Vec<u8>> {
         b"path,label,split\nimg/a.png,cat,train\n\"img/b,c.png\",\"dog\"\"s\",test\n".to_vec(),
         b"{\"file_name\": \"a.png\", \"label\": 3}\n{\"file_name\": \"b.png\", \"label\": \"x\"}\n"
             .to_vec(),
+        idx_images(2, 3, 3),
+        idx_labels(&[1, 2]),
+        shard_seed(),
+        gzip(&shard_seed()),
     ]
+}
+
+/// An IDX images file of `count` grey `rows x cols` records.
+fn idx_images(count: u32, rows: u32, cols: u32) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 8, 3];
+    for d in [count, rows, cols] {
+        bytes.extend(d.to_be_bytes());
+    }
+    bytes.extend((0..count * rows * cols).map(|i| (i * 37) as u8));
+    bytes
+}
+
+fn idx_labels(labels: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 8, 1];
+    bytes.extend((labels.len() as u32).to_be_bytes());
+    bytes.extend(labels);
+    bytes
+}
+
+/// A small WebDataset shard: labelled samples, an unlabelled image, an orphan label.
+fn shard_seed() -> Vec<u8> {
+    let png = encode(&rgb(3, 4, 2), ImageFormat::Png);
+    let mut builder = tar::Builder::new(Vec::new());
+    let members: [(&str, &[u8]); 6] = [
+        ("000001.png", &png),
+        ("000001.cls", b"3"),
+        ("000002.png", &png),
+        ("000002.json", br#"{"label": "dog"}"#),
+        ("000003.png", &png),
+        ("000004.txt", b"cat"),
+    ];
+    for (name, bytes) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, bytes).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
 }
 
 /// One random change of the kinds that break parsers: flipped bits, "interesting" bytes
@@ -966,15 +1015,17 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut u64) {
 }
 
 // CI has no nightly toolchain for cargo-fuzz, so this seeded mutation loop runs the readers
-// the fuzz targets cover (decode, the CIFAR batch reader, the sealed cache artifacts, the
-// manifest parser) on
+// the fuzz targets cover (decode, the CIFAR batch reader, the IDX reader, the WebDataset
+// shard reader, the gzip unpacker, the sealed cache artifacts, the manifest parser) on
 // every `cargo test`: 20,000 mutated inputs, the same ones on every run. A panic
 // names the seed and round so the input can be rebuilt.
 #[test]
 fn hostile_readers_survive_seeded_mutations() {
     use aldente::cache::{decode_artifact, seal};
     use aldente::dataset::manifest::{Columns, parse_header, parse_rows};
-    use aldente::dataset::{DatasetKind, FileRole, SourceFile, UnitEncoding, cifar};
+    use aldente::dataset::{
+        DatasetKind, FileRole, Payload, SourceFile, UnitEncoding, cifar, idx, webdataset,
+    };
     use aldente::decode::{DecodeOptions, Outcome, decode};
     use aldente::stages::ingest::{IngestArtifact, check_thumb_ranges};
 
@@ -992,6 +1043,30 @@ fn hostile_readers_survive_seeded_mutations() {
             split: "train".into(),
         },
     };
+    let idx_file = SourceFile {
+        rel_path: "train-images-idx3-ubyte".into(),
+        abs_path: PathBuf::from("train-images-idx3-ubyte"),
+        size: 0,
+        mtime_ns: 0,
+        ino: 0,
+        role: FileRole::IdxImages {
+            split: Some("train".into()),
+            labels_rel: "train-labels-idx1-ubyte".into(),
+            labels_abs: PathBuf::from("train-labels-idx1-ubyte"),
+        },
+    };
+    let shard = SourceFile {
+        rel_path: "shard-0000.tar".into(),
+        abs_path: PathBuf::from("shard-0000.tar"),
+        size: 0,
+        mtime_ns: 0,
+        ino: 0,
+        role: FileRole::Shard {
+            split: None,
+            label_field: None,
+        },
+    };
+    let (good_images, good_labels) = (idx_images(3, 2, 2), idx_labels(&[0, 1, 2]));
     let seeds = mutation_seeds();
     let mut rng = 0x5EED_u64;
     for round in 0..20_000 {
@@ -1032,6 +1107,30 @@ fn hostile_readers_survive_seeded_mutations() {
                     assert!(cifar::decode_record(unit.bytes).is_some());
                 }
             }
+            let payload = Payload::of(&bytes);
+            for (images, labels) in [
+                (&payload.bytes[..], &good_labels[..]),
+                (&good_images[..], &payload.bytes[..]),
+            ] {
+                let (units, _) = idx::units(&idx_file, None, images, Ok(labels), None);
+                for unit in units {
+                    let UnitEncoding::IdxGrey { rows, cols } = unit.encoding else {
+                        panic!("IDX unit of encoding {:?}", unit.encoding);
+                    };
+                    assert!(idx::decode_record(unit.bytes, rows, cols).is_some());
+                    let _ = decode(&unit.rel_path, unit.bytes, unit.encoding, options);
+                }
+            }
+            let (units, notes) = webdataset::units(&shard, None, None, &payload.bytes);
+            for unit in units {
+                assert!(
+                    unit.rel_path.starts_with("shard-0000.tar:"),
+                    "{}",
+                    unit.rel_path
+                );
+                let _ = decode(&unit.rel_path, unit.bytes, unit.encoding, options);
+            }
+            assert!(notes.iter().all(|n| n.path.starts_with("shard-0000.tar")));
             let sealed = seal(bytes.clone());
             if let Ok(artifact) = decode_artifact::<IngestArtifact>(&sealed) {
                 let _ = check_thumb_ranges(&artifact);
