@@ -28,11 +28,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use walkdir::WalkDir;
 
 use super::{
-    DatasetKind, Discovery, FileNote, FileRole, SourceFile, Unit, UnitEncoding, rel_string,
-    stat_identity,
+    DatasetKind, Discovery, FileRole, SourceFile, Unit, UnitEncoding, rel_string, stat_identity,
 };
 
 /// Pixel bytes in one record: 32 x 32 pixels x 3 planes.
@@ -146,68 +144,17 @@ pub fn discover(root: &Path) -> Result<Option<Discovery>> {
 
     let mut files = Vec::new();
     let mut skipped = Vec::new();
-    let mut walk = WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(entry) = walk.next() {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(err) => {
-                let path = match err
-                    .path()
-                    .map(|p| rel_string(p.strip_prefix(root).unwrap_or(p)))
-                {
-                    Some(rel) if !rel.is_empty() => rel,
-                    _ => ".".to_string(),
-                };
-                // The io error alone: walkdir's own message names the absolute path, which must
-                // not leak into notes that end up in report.json.
-                let cause = err
-                    .io_error()
-                    .map_or_else(|| err.to_string(), ToString::to_string);
-                skipped.push(FileNote {
-                    path,
-                    reason: format!("could not be listed: {cause}"),
-                });
-                continue;
-            }
-        };
-        if entry.depth() == 0 {
-            continue;
-        }
-        let rel_path = rel_string(entry.path().strip_prefix(root).unwrap_or(entry.path()));
-        let name = entry.file_name().to_string_lossy();
-        let file_type = entry.file_type();
-        let note = |reason: &str| FileNote {
-            path: rel_path.clone(),
-            reason: reason.to_string(),
-        };
-        if file_type.is_dir() {
-            if name.starts_with('.') {
-                skipped.push(note("hidden folder (not searched)"));
-                walk.skip_current_dir();
-            }
-            continue;
-        }
-        if super::is_review_file(entry.depth(), &name) {
-            continue;
-        }
-        if name.starts_with('.') {
-            skipped.push(note("hidden file"));
-            continue;
-        }
-        if file_type.is_symlink() {
-            skipped.push(note("symbolic link (links are not followed)"));
-            continue;
-        }
-        if !file_type.is_file() {
-            skipped.push(note("not a regular file"));
-            continue;
-        }
+    super::walk_regular_files(root, None, &mut skipped, |file, skipped| {
+        let note = |reason: &str| file.note(reason);
+        let super::WalkedFile {
+            entry,
+            rel_path,
+            name,
+        } = &file;
+        let rel_path = rel_path.clone();
         let in_batch_dir = entry.path().parent() == Some(batch_dir.as_path());
         let split = if in_batch_dir {
-            layout.split_of(&name)
+            layout.split_of(name)
         } else {
             None
         };
@@ -243,7 +190,7 @@ pub fn discover(root: &Path) -> Result<Option<Discovery>> {
         } else {
             skipped.push(note("not part of a CIFAR binary dataset"));
         }
-    }
+    });
     files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
 

@@ -103,7 +103,7 @@ pub fn discover_with(
             let name = entry.file_name().to_string_lossy();
             let is_any = |list: &[&str]| list.iter().any(|x| x.eq_ignore_ascii_case(&name));
             if entry.file_type().is_dir() {
-                if exclude.is_some_and(|ex| same_dir(entry.path(), ex)) {
+                if exclude.is_some_and(|ex| super::same_dir(entry.path(), ex)) {
                     skipped.push(FileNote {
                         path: rel_path,
                         reason: "aldente's output folder (not searched)".into(),
@@ -332,13 +332,6 @@ fn role_of(rel: &Path, has_splits: bool, names: &mut Interner) -> Result<FileRol
                 label: names.get(&parts[0]),
             }),
         }
-    }
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
     }
 }
 

@@ -40,7 +40,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use walkdir::WalkDir;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{
@@ -194,68 +193,19 @@ pub fn discover(root: &Path) -> Result<Option<Discovery>> {
     // Regular files in the IDX folder, by pairing key; everything else is noted as it comes.
     let mut images: BTreeMap<String, Vec<Seen>> = BTreeMap::new();
     let mut labels: BTreeMap<String, Vec<Seen>> = BTreeMap::new();
-    let mut walk = WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(entry) = walk.next() {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(err) => {
-                let path = match err
-                    .path()
-                    .map(|p| rel_string(p.strip_prefix(root).unwrap_or(p)))
-                {
-                    Some(rel) if !rel.is_empty() => rel,
-                    _ => ".".to_string(),
-                };
-                let cause = err
-                    .io_error()
-                    .map_or_else(|| err.to_string(), ToString::to_string);
-                skipped.push(FileNote {
-                    path,
-                    reason: format!("could not be listed: {cause}"),
-                });
-                continue;
-            }
-        };
-        if entry.depth() == 0 {
-            continue;
-        }
-        let rel_path = rel_string(entry.path().strip_prefix(root).unwrap_or(entry.path()));
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let file_type = entry.file_type();
-        let note = |reason: &str| FileNote {
-            path: rel_path.clone(),
-            reason: reason.to_string(),
-        };
-        if file_type.is_dir() {
-            if name.starts_with('.') {
-                skipped.push(note("hidden folder (not searched)"));
-                walk.skip_current_dir();
-            }
-            continue;
-        }
-        if super::is_review_file(entry.depth(), &name) {
-            continue;
-        }
-        if name.starts_with('.') {
-            skipped.push(note("hidden file"));
-            continue;
-        }
-        if file_type.is_symlink() {
-            skipped.push(note("symbolic link (links are not followed)"));
-            continue;
-        }
-        if !file_type.is_file() {
-            skipped.push(note("not a regular file"));
-            continue;
-        }
+    super::walk_regular_files(root, None, &mut skipped, |file, skipped| {
+        let note = |reason: &str| file.note(reason);
+        let super::WalkedFile {
+            entry,
+            rel_path,
+            name,
+        } = &file;
+        let rel_path = rel_path.clone();
         let in_idx_dir = entry.path().parent() == Some(idx_dir.as_path());
-        let parsed = if in_idx_dir { parse_name(&name) } else { None };
+        let parsed = if in_idx_dir { parse_name(name) } else { None };
         let Some((kind, key)) = parsed else {
             skipped.push(note("not part of an IDX dataset"));
-            continue;
+            return;
         };
         match entry.metadata() {
             Ok(meta) => {
@@ -271,7 +221,7 @@ pub fn discover(root: &Path) -> Result<Option<Discovery>> {
             }
             Err(err) => skipped.push(note(&format!("IDX file that could not be read: {err}"))),
         }
-    }
+    });
 
     let mut files = Vec::new();
     for (key, mut found) in images {

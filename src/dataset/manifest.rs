@@ -508,7 +508,7 @@ pub fn discover(
             if hidden {
                 unlisted.insert(rel, "hidden folder (not searched)".to_string());
                 walk.skip_current_dir();
-            } else if exclude.is_some_and(|ex| same_dir(entry.path(), ex)) {
+            } else if exclude.is_some_and(|ex| super::same_dir(entry.path(), ex)) {
                 unlisted.insert(rel, "aldente's output folder (not searched)".to_string());
                 walk.skip_current_dir();
             }
@@ -542,13 +542,6 @@ pub fn discover(
         skipped,
         class_names: None,
     })
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,105 @@ pub(crate) fn is_review_file(depth: usize, name: &str) -> bool {
     depth == 1 && name == REVIEW_FILE
 }
 
+/// A regular file found by [`walk_regular_files`], for a layout's reader to decide about.
+pub(crate) struct WalkedFile {
+    pub entry: walkdir::DirEntry,
+    /// Relative to the root, `/` separators.
+    pub rel_path: String,
+    pub name: String,
+}
+
+impl WalkedFile {
+    pub fn note(&self, reason: &str) -> FileNote {
+        FileNote {
+            path: self.rel_path.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The walk the layouts whose images live inside bigger files share (CIFAR batches, IDX
+/// files, WebDataset shards): everything under `root` in file-name order, links not
+/// followed. Every regular file goes to `on_file`; everything else is noted in `skipped` with
+/// its reason (could not be listed, hidden folder or file, symbolic link, not a regular file,
+/// aldente's output folder `exclude`), except the review file at the root, which is nobody's.
+pub(crate) fn walk_regular_files(
+    root: &Path,
+    exclude: Option<&Path>,
+    skipped: &mut Vec<FileNote>,
+    mut on_file: impl FnMut(WalkedFile, &mut Vec<FileNote>),
+) {
+    let mut walk = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(entry) = walk.next() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => {
+                let path = match err
+                    .path()
+                    .map(|p| rel_string(p.strip_prefix(root).unwrap_or(p)))
+                {
+                    Some(rel) if !rel.is_empty() => rel,
+                    _ => ".".to_string(),
+                };
+                // The io error alone: walkdir's own message names the absolute path, which must
+                // not leak into notes that end up in report.json.
+                let cause = err
+                    .io_error()
+                    .map_or_else(|| err.to_string(), ToString::to_string);
+                skipped.push(FileNote {
+                    path,
+                    reason: format!("could not be listed: {cause}"),
+                });
+                continue;
+            }
+        };
+        if entry.depth() == 0 {
+            continue;
+        }
+        let file = WalkedFile {
+            rel_path: rel_string(entry.path().strip_prefix(root).unwrap_or(entry.path())),
+            name: entry.file_name().to_string_lossy().into_owned(),
+            entry,
+        };
+        let file_type = file.entry.file_type();
+        if file_type.is_dir() {
+            if exclude.is_some_and(|ex| same_dir(file.entry.path(), ex)) {
+                skipped.push(file.note("aldente's output folder (not searched)"));
+                walk.skip_current_dir();
+            } else if file.name.starts_with('.') {
+                skipped.push(file.note("hidden folder (not searched)"));
+                walk.skip_current_dir();
+            }
+            continue;
+        }
+        if is_review_file(file.entry.depth(), &file.name) {
+            continue;
+        }
+        let reason = if file.name.starts_with('.') {
+            "hidden file"
+        } else if file_type.is_symlink() {
+            "symbolic link (links are not followed)"
+        } else if !file_type.is_file() {
+            "not a regular file"
+        } else {
+            on_file(file, skipped);
+            continue;
+        };
+        skipped.push(file.note(reason));
+    }
+}
+
+/// Whether two paths name the same folder (both must exist).
+pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// Split folder names recognised in a folder-per-class dataset, lower-cased.
 pub const SPLIT_NAMES: &[&str] = &[
     "train",

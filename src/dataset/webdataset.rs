@@ -36,12 +36,11 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::Result;
-use walkdir::WalkDir;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{
     DatasetKind, Discovery, FileNote, FileRole, SPLIT_NAMES, SourceFile, Unit, UnitEncoding,
-    has_image_extension, rel_string, stat_identity,
+    has_image_extension, stat_identity,
 };
 
 /// The `.json` fields tried for the label when `dataset.label_field` is not set.
@@ -65,13 +64,6 @@ fn split_of_name(name: &str) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
 /// Whether `root` looks like a WebDataset: shards at its top level or in its split folders,
 /// and no other (non-hidden) folder, which would be a class folder of a folder dataset with
 /// a stray archive beside it.
@@ -91,7 +83,7 @@ fn looks_like_webdataset(root: &Path, exclude: Option<&Path>) -> bool {
         if file_type.is_file() && is_shard_name(&name) {
             shards += 1;
         } else if file_type.is_dir() {
-            if exclude.is_some_and(|ex| same_dir(&entry.path(), ex)) {
+            if exclude.is_some_and(|ex| super::same_dir(&entry.path(), ex)) {
                 continue;
             }
             if !is_split_name(&name) {
@@ -122,76 +114,24 @@ pub fn discover(
     }
     let mut files = Vec::new();
     let mut skipped = Vec::new();
-    let mut walk = WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(entry) = walk.next() {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(err) => {
-                let path = match err
-                    .path()
-                    .map(|p| rel_string(p.strip_prefix(root).unwrap_or(p)))
-                {
-                    Some(rel) if !rel.is_empty() => rel,
-                    _ => ".".to_string(),
-                };
-                let cause = err
-                    .io_error()
-                    .map_or_else(|| err.to_string(), ToString::to_string);
-                skipped.push(FileNote {
-                    path,
-                    reason: format!("could not be listed: {cause}"),
-                });
-                continue;
-            }
-        };
-        if entry.depth() == 0 {
-            continue;
-        }
-        let rel_path = rel_string(entry.path().strip_prefix(root).unwrap_or(entry.path()));
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let file_type = entry.file_type();
-        let note = |reason: &str| FileNote {
-            path: rel_path.clone(),
-            reason: reason.to_string(),
-        };
-        if file_type.is_dir() {
-            if exclude.is_some_and(|ex| same_dir(entry.path(), ex)) {
-                skipped.push(note("aldente's output folder (not searched)"));
-                walk.skip_current_dir();
-            } else if name.starts_with('.') {
-                skipped.push(note("hidden folder (not searched)"));
-                walk.skip_current_dir();
-            }
-            continue;
-        }
-        if super::is_review_file(entry.depth(), &name) {
-            continue;
-        }
-        if name.starts_with('.') {
-            skipped.push(note("hidden file"));
-            continue;
-        }
-        if file_type.is_symlink() {
-            skipped.push(note("symbolic link (links are not followed)"));
-            continue;
-        }
-        if !file_type.is_file() {
-            skipped.push(note("not a regular file"));
-            continue;
-        }
-        if !is_shard_name(&name) {
+    super::walk_regular_files(root, exclude, &mut skipped, |file, skipped| {
+        let note = |reason: &str| file.note(reason);
+        let super::WalkedFile {
+            entry,
+            rel_path,
+            name,
+        } = &file;
+        let rel_path = rel_path.clone();
+        if !is_shard_name(name) {
             skipped.push(note("not a WebDataset shard (.tar, .tar.gz or .tgz)"));
-            continue;
+            return;
         }
         let folder_split = rel_path
             .split_once('/')
             .map(|(first, _)| first)
             .filter(|first| is_split_name(first))
             .map(str::to_string);
-        let split = folder_split.or_else(|| split_of_name(&name));
+        let split = folder_split.or_else(|| split_of_name(name));
         match entry.metadata() {
             Ok(meta) => {
                 let (size, mtime_ns, ino) = stat_identity(&meta);
@@ -214,7 +154,7 @@ pub fn discover(
             }
             Err(err) => skipped.push(note(&format!("shard that could not be read: {err}"))),
         }
-    }
+    });
     if files.is_empty() {
         return Ok(None);
     }
