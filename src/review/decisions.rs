@@ -6,12 +6,14 @@
 //! report.json) *and* content hash (as the report saw the file), so that a file changed
 //! since the report is refused instead of acted on.
 //!
-//!     {"format": "aldente-decisions", "version": 1, "report_id": "...", "dataset": "name",
-//!      "decisions": [
-//!        {"action": "relabel", "path": "train/cat/x.png", "content_hash": "...", "to": "dog"},
-//!        {"action": "remove", "path": "train/cat/y.png", "content_hash": "..."},
-//!        {"action": "not_duplicate", "paths": ["a.png", "b.png"], "content_hashes": ["...", "..."]},
-//!        {"action": "label_correct", "path": "...", "content_hash": "...", "label": "cat"}]}
+//! ```json
+//! {"format": "aldente-decisions", "version": 1, "report_id": "...", "dataset": "name",
+//!  "decisions": [
+//!    {"action": "relabel", "path": "train/cat/x.png", "content_hash": "...", "to": "dog"},
+//!    {"action": "remove", "path": "train/cat/y.png", "content_hash": "..."},
+//!    {"action": "not_duplicate", "paths": ["a.png", "b.png"], "content_hashes": ["...", "..."]},
+//!    {"action": "label_correct", "path": "...", "content_hash": "...", "label": "cat"}]}
+//! ```
 
 use std::path::Path;
 
